@@ -1,0 +1,154 @@
+# Pond build.
+#
+#   make            build everything (release flavour) into build/release
+#   make test       install what is missing, build with ASan+UBSan, run every test
+#   make run        install what is missing, build, start a local stack with demo traffic
+#   make deps       install the Debian packages the project needs (idempotent)
+#   make format     clang-format every C file in place
+#
+# BUILD selects the flavour: release (default), asan (AddressSanitizer and
+# UBSan, used by the tests) or debug. Each flavour has its own tree under
+# build/, so switching never mixes objects.
+
+BUILD ?= release
+O := build/$(BUILD)
+
+CC ?= cc
+CSTD := -std=c17 -D_GNU_SOURCE
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+INCS := -Icommon -I$(O)/gen -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+DEPFLAGS = -MMD -MP
+
+ifeq ($(BUILD),release)
+OPT := -O2 -g
+else ifeq ($(BUILD),asan)
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+else ifeq ($(BUILD),debug)
+OPT := -O0 -g
+else
+$(error BUILD must be release, asan or debug)
+endif
+
+CFLAGS := $(CSTD) $(WARN) $(OPT) $(INCS) -pthread
+LDFLAGS := $(OPT) -pthread
+LIBS := -lnng -lprotobuf-c -lpq -luv -ljansson -lmicrohttpd -lm
+# Generated protobuf-c code is not ours to warn about.
+GENFLAGS := $(CSTD) $(OPT) $(INCS) -w
+
+# --- generated code -------------------------------------------------------
+PROTOS := $(sort $(wildcard proto/pond/*.proto))
+GEN_PB := $(patsubst proto/%.proto,$(O)/gen/%.pb-c.c,$(PROTOS)) \
+	$(O)/gen/google/protobuf/timestamp.pb-c.c
+GEN_PB_H := $(GEN_PB:.c=.h)
+MIGRATIONS := $(sort $(wildcard deploy/migrations/*.sql))
+GEN_SRC := $(GEN_PB) $(O)/gen/migrations.c
+
+$(O)/gen/.stamp: $(PROTOS) | $(O)/gen
+	protoc-c -Iproto -I/usr/include --c_out=$(O)/gen $(PROTOS:proto/%=%) \
+		google/protobuf/timestamp.proto
+	touch $@
+
+$(GEN_PB) $(GEN_PB_H): $(O)/gen/.stamp
+
+$(O)/gen/migrations.c: $(MIGRATIONS) mk/embed-sql.sh | $(O)/gen
+	sh mk/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(O)/gen:
+	mkdir -p $@
+
+# --- libpond: common/ plus generated code ------------------------------------
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/obj/%.o) $(GEN_SRC:$(O)/gen/%.c=$(O)/obj/gen/%.o)
+LIBPOND := $(O)/libpond.a
+
+$(LIBPOND): $(COMMON_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/obj/gen/%.o: $(O)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GENFLAGS) -c $< -o $@
+
+$(O)/obj/%.o: %.c $(O)/gen/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# --- programs ---------------------------------------------------------------
+# Each services/NAME/ with a main.c becomes bin/pond-NAME; the service's other
+# files are also linked into the test binary so unit tests can reach them.
+SERVICES := $(patsubst services/%/main.c,%,$(wildcard services/*/main.c))
+SERVICE_BINS := $(SERVICES:%=$(O)/bin/pond-%)
+CLI_SRC := $(sort $(wildcard cli/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(O)/obj/%.o)
+
+define service_rules
+$(1)_SRC := $$(sort $$(wildcard services/$(1)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=$$(O)/obj/%.o)
+$(1)_LIBOBJ := $$(filter-out %/main.o,$$($(1)_OBJ))
+$$(O)/bin/pond-$(1): $$($(1)_OBJ) $$(LIBPOND)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
+SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
+
+$(O)/bin/pond: $(CLI_OBJ) $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Test-only programs (tests/tools/NAME.c -> bin/NAME), e.g. the probe
+# consumer the stream tests kill and restart.
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(O)/bin/%)
+
+$(O)/bin/%: $(O)/obj/tests/tools/%.o $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+PROGRAMS := $(SERVICE_BINS) $(O)/bin/pond
+
+# --- tests ------------------------------------------------------------------
+# One Criterion binary holds every suite, so a run ends with one summary line.
+TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(O)/obj/%.o)
+TEST_BIN := $(O)/bin/pond-tests
+
+$(O)/obj/tests/%.o: CFLAGS += -Itests/lib
+$(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+# --- top-level targets --------------------------------------------------------
+.PHONY: all deps test test-build run format format-check clean
+.DEFAULT_GOAL := all
+
+all: $(PROGRAMS)
+
+deps:
+	@sh mk/deps.sh
+
+test: deps
+	$(MAKE) --no-print-directory BUILD=asan test-build
+	$(MAKE) --no-print-directory format-check
+	sh tests/run.sh build/asan
+
+test-build: $(PROGRAMS) $(TOOL_BINS) $(TEST_BIN)
+
+run: deps
+	$(MAKE) --no-print-directory BUILD=release all
+	sh mk/run.sh build/release
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services cli tests -name '*.[ch]')
+
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(C_FILES) && echo "format: ok"
+
+clean:
+	rm -rf build
+
+-include $(COMMON_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
+	$(TOOL_SRC:%.c=$(O)/obj/%.d) \
+	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d))

@@ -1,0 +1,42 @@
+/*
+ * token.h - secrets handed to publishers and API clients.
+ *
+ * A token is a prefix ("pub_", "api_") and 32 random bytes in hex. Only its
+ * SHA-256 is stored (computed by PostgreSQL's sha256() in the same query
+ * that looks it up, so no plain token is ever written to a table).
+ */
+#ifndef POND_TOKEN_H
+#define POND_TOKEN_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define POND_TOKEN_MAX 80
+
+/* POND_TOKEN_HASH_SQL is the SQL expression hashing text parameter $N. */
+#define POND_TOKEN_HASH_SQL(n) "sha256(convert_to(" n ", 'UTF8'))"
+
+/* pond_token_generate writes prefix + 64 hex digits into buf. */
+int pond_token_generate(const char *prefix, char *buf, size_t len)
+        POND_MUSTCHECK;
+
+/* pond_role is what an API token may do. */
+typedef enum pond_role {
+	POND_ROLE_NONE = 0,
+	POND_ROLE_READ = 1,
+	POND_ROLE_ADMIN = 2,
+} pond_role;
+
+/* pond_publisher_lookup finds the live publisher of token: *id and its
+ * name (into name, namelen); POND_EAUTH when unknown or revoked. */
+int pond_publisher_lookup(PGconn *conn, const char *token, int64_t *id,
+    char *name, size_t namelen) POND_MUSTCHECK;
+
+/* pond_api_token_role returns the role of a live API token, or
+ * POND_ROLE_NONE. Store errors also give POND_ROLE_NONE and are logged. */
+pond_role pond_api_token_role(PGconn *conn, const char *token);
+
+#endif

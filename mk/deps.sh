@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs the Debian bookworm packages Pond needs to build, test and run.
+# Idempotent and quiet when everything is already there; runs `apt-get update`
+# once, only when something is missing.
+set -eu
+
+PACKAGES="
+build-essential pkg-config clang-format
+libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
+libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
+postgresql-15 prometheus
+"
+
+missing=""
+for p in $PACKAGES; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$status" in
+	"install ok installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=sudo
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: done"

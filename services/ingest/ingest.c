@@ -1,0 +1,383 @@
+/*
+ * ingest.c - requests in, acks out, announcements after commit.
+ *
+ * Both transports end in the same path: decode into a batch, settle it in
+ * one store job, then (on the loop, after COMMIT has returned) reply and
+ * announce each accepted event on the events stream. A batch that fails
+ * before settling (undecodable, over the limits) is answered at once and
+ * stores nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "pbjson.h"
+#include "service.h"
+#include "stream.h"
+
+/* --- replies ----------------------------------------------------------------- */
+
+static const char *const status_names[] = {
+	[STATUS_PENDING] = "rejected",
+	[STATUS_ACCEPTED] = "accepted",
+	[STATUS_DUPLICATE] = "duplicate",
+	[STATUS_REJECTED] = "rejected",
+};
+
+/* reply_id returns an event id that can be echoed in a reply. */
+static const char *
+reply_id(const ingest_item *item)
+{
+	return (ingest_utf8_valid((const unsigned char *)item->event_id)
+	            ? item->event_id
+	            : "");
+}
+
+int
+ingest_encode_ack(ingest_batch *b, uint8_t **buf, size_t *len)
+{
+	Pond__IngestAck ack = POND__INGEST_ACK__INIT;
+	Pond__BatchError err = POND__BATCH_ERROR__INIT;
+	Pond__IngestResult *results = NULL;
+	Pond__IngestResult **ptrs = NULL;
+
+	if (b->batch_error != NULL) {
+		err.code = (char *)b->batch_error;
+		err.message = (char *)b->batch_message;
+		ack.batch_error = &err;
+	} else if (b->n > 0) {
+		results = pond_arena_alloc(&b->arena, b->n * sizeof(*results));
+		ptrs = pond_arena_alloc(&b->arena, b->n * sizeof(*ptrs));
+		if (results == NULL || ptrs == NULL) {
+			return (POND_ENOMEM);
+		}
+		for (size_t i = 0; i < b->n; i++) {
+			const ingest_item *item = &b->items[i];
+			pond__ingest_result__init(&results[i]);
+			results[i].event_id = (char *)item->event_id;
+			results[i].status = (char *)status_names[item->status];
+			results[i].code = (char *)ingest_code_name(item->code);
+			results[i].reason =
+			    (char *)(item->reason != NULL ? item->reason : "");
+			ptrs[i] = &results[i];
+		}
+		ack.n_results = b->n;
+		ack.results = ptrs;
+	}
+	*len = pond__ingest_ack__get_packed_size(&ack);
+	if ((*buf = pond_arena_alloc(&b->arena, *len + 1)) == NULL) {
+		return (POND_ENOMEM);
+	}
+	pond__ingest_ack__pack(&ack, *buf);
+	return (POND_OK);
+}
+
+json_t *
+ingest_encode_json(const ingest_batch *b)
+{
+	json_t *results = json_array();
+
+	for (size_t i = 0; results != NULL && i < b->n; i++) {
+		const ingest_item *item = &b->items[i];
+		json_t *r = json_pack("{s:s, s:s}", "event_id", reply_id(item),
+		    "status", status_names[item->status]);
+		if (r != NULL && item->code != CODE_NONE) {
+			json_object_set_new(r, "code",
+			    json_string(ingest_code_name(item->code)));
+			json_object_set_new(r, "reason",
+			    json_string(item->reason != NULL ? item->reason : ""));
+		}
+		json_array_append_new(results, r);
+	}
+	return (json_pack("{s:o}", "results", results));
+}
+
+/* --- the batch's end ------------------------------------------------------------- */
+
+static void
+ingest_count(ingest *ig, const ingest_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		switch (b->items[i].status) {
+		case STATUS_ACCEPTED:
+			pond_counter_inc(&ig->counters.accepted);
+			break;
+		case STATUS_DUPLICATE:
+			pond_counter_inc(&ig->counters.duplicate);
+			break;
+		case STATUS_REJECTED:
+			pond_counter_inc(&ig->counters.rejected);
+			break;
+		case STATUS_PENDING:
+			break;
+		}
+	}
+	if (b->batch_error != NULL) {
+		pond_counter_inc(&ig->counters.batch_errors);
+		if (strcmp(b->batch_error, "unauthorized") == 0) {
+			pond_counter_inc(&ig->counters.unauthorized);
+		}
+	}
+	pond_counter_add(&ig->counters.alias_conflicts, b->alias_conflicts);
+	if (b->attempts > 1) {
+		pond_counter_add(&ig->counters.store_retries,
+		    (uint64_t)b->attempts - 1);
+	}
+}
+
+static void
+ingest_reply_http(ingest_batch *b)
+{
+	unsigned status = 200;
+
+	if (b->batch_error == NULL) {
+		pond_http_reply_json(b->http_req, 200, ingest_encode_json(b));
+		return;
+	}
+	if (strcmp(b->batch_error, "unauthorized") == 0) {
+		status = 401;
+	} else if (strcmp(b->batch_error, "unavailable") == 0) {
+		status = 503;
+	}
+	pond_http_reply_error(b->http_req, status, b->batch_error, "%s",
+	    b->batch_message);
+}
+
+static void
+ingest_reply_nng(ingest_batch *b)
+{
+	uint8_t *buf;
+	size_t len;
+
+	if (ingest_encode_ack(b, &buf, &len) != 0) {
+		/* Out of memory: say nothing; the publisher's REQ resends,
+		 * and the batch is idempotent. */
+		pond_log_error("ack_encode_failed", "events=%zu", b->n);
+		static const uint8_t empty[1];
+		pond_rep_reply(b->rep_req, empty, 0);
+		return;
+	}
+	pond_rep_reply(b->rep_req, buf, len);
+}
+
+/* ingest_maybe_stopped ends the service once stopping, the REP socket is
+ * closed and every batch in hand (NNG or HTTP) has been answered. */
+static void
+ingest_maybe_stopped(ingest *ig)
+{
+	if (!ig->stopping || ig->rep != NULL || ig->inflight > 0 ||
+	    ig->pub == NULL) {
+		return;
+	}
+	pond_pub_close(ig->pub);
+	ig->pub = NULL;
+	pond_service_stopped(ig->svc);
+}
+
+/* ingest_finish answers b, announces what was accepted, and frees b. */
+static void
+ingest_finish(ingest_batch *b)
+{
+	ingest *ig = b->ingest;
+
+	if (b->rep_req != NULL) {
+		ingest_reply_nng(b);
+	} else {
+		ingest_reply_http(b);
+	}
+	/* After COMMIT, never before: PUB is a hint that a record exists. */
+	for (size_t i = 0; i < b->n; i++) {
+		const ingest_item *item = &b->items[i];
+		if (item->status == STATUS_ACCEPTED) {
+			pond_stream_announce(ig->pub, POND_STREAM_EVENTS,
+			    item->partition, item->seq, item->payload,
+			    item->payload_len);
+		}
+	}
+	ingest_count(ig, b);
+	pond_histogram_observe(&ig->counters.batch_seconds,
+	    (double)(pond_now() - b->started) / 1e6);
+	ingest_batch_free(b);
+	ig->inflight--;
+	ingest_maybe_stopped(ig);
+}
+
+static void
+ingest_settled(int rv, void *arg)
+{
+	ingest_batch *b = arg;
+
+	if (rv != 0 && rv != POND_EAUTH) {
+		pond_log_warn("batch_not_stored", "events=%zu error=\"%s\"",
+		    b->n, pond_strerror(rv));
+	}
+	ingest_finish(b);
+}
+
+/* ingest_submit settles b in the store, or answers its batch error. */
+static void
+ingest_submit(ingest *ig, ingest_batch *b)
+{
+	ig->inflight++;
+	b->nparts = (uint32_t)ig->svc->conf.partitions;
+	if (b->batch_error == NULL &&
+	    pond_db_submit(ig->svc->db, ingest_store_work, ingest_settled, b) ==
+	        0) {
+		return;
+	}
+	if (b->batch_error == NULL) {
+		b->batch_error = "unavailable";
+		b->batch_message = "shutting down; send the batch again";
+	}
+	ingest_finish(b);
+}
+
+/* --- transports ------------------------------------------------------------------- */
+
+static void
+ingest_on_nng(pond_rep_req *req, const uint8_t *body, size_t len, void *arg)
+{
+	ingest *ig = arg;
+	ingest_batch *b = ingest_batch_new(ig, FORMAT_PROTOBUF);
+
+	if (b == NULL) {
+		static const uint8_t empty[1];
+		pond_rep_reply(req, empty, 0);
+		return;
+	}
+	pond_counter_inc(&ig->counters.batches_nng);
+	b->rep_req = req;
+	b->started = b->received_at = pond_now();
+	(void)ingest_decode_protobuf(b, body, len);
+	ingest_submit(ig, b);
+}
+
+static void
+ingest_on_http(pond_http_req *req, void *arg)
+{
+	ingest *ig = arg;
+	ingest_batch *b;
+	const char *token = pond_http_bearer(req);
+	const char *body;
+	size_t len;
+	unsigned status;
+
+	if (ig->stopping) {
+		pond_http_reply_error(req, 503, "unavailable",
+		    "shutting down; send the batch again");
+		return;
+	}
+	if (token == NULL || *token == '\0') {
+		pond_counter_inc(&ig->counters.unauthorized);
+		pond_http_reply_error(req, 401, "unauthorized",
+		    "Authorization: Bearer <publisher token> is required");
+		return;
+	}
+	if ((b = ingest_batch_new(ig, FORMAT_JSON)) == NULL) {
+		pond_http_reply_error(req, 503, "no_memory", "out of memory");
+		return;
+	}
+	pond_counter_inc(&ig->counters.batches_http);
+	b->http_req = req;
+	b->started = b->received_at = pond_now();
+	b->token = pond_arena_strdup(&b->arena, token);
+	body = pond_http_body(req, &len);
+	if (b->token == NULL ||
+	    ingest_decode_json(b, body, len, &status) != 0) {
+		pond_counter_inc(&ig->counters.batch_errors);
+		pond_http_reply_error(req, b->token == NULL ? 503 : status,
+		    b->batch_error, "%s", b->batch_message);
+		ingest_batch_free(b);
+		return;
+	}
+	ingest_submit(ig, b);
+}
+
+/* --- metrics, start, stop ------------------------------------------------------------ */
+
+static int
+ingest_register_metrics(ingest *ig, pond_metrics *m)
+{
+	ingest_counters *c = &ig->counters;
+	static const char *events_help = "Events by outcome.";
+	static const char *batches_help = "Batches received by transport.";
+	int rv;
+
+	pond_histogram_init(&c->batch_seconds, pond_latency_bounds,
+	    pond_latency_nbounds);
+	if ((rv = pond_metrics_counter(m, "pond_ingest_events_total",
+	         events_help, "status=\"accepted\"", &c->accepted)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_events_total",
+	         events_help, "status=\"duplicate\"", &c->duplicate)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_events_total",
+	         events_help, "status=\"rejected\"", &c->rejected)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_batches_total",
+	         batches_help, "transport=\"nng\"", &c->batches_nng)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_batches_total",
+	         batches_help, "transport=\"http\"", &c->batches_http)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_batch_errors_total",
+	         "Batches answered with a batch error, nothing stored.", NULL,
+	         &c->batch_errors)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_unauthorized_total",
+	         "Batches with a missing or unknown token.", NULL,
+	         &c->unauthorized)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_alias_conflicts_total",
+	         "Aliases already linked to another customer (not moved).",
+	         NULL, &c->alias_conflicts)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_ingest_store_retries_total",
+	         "Batch transactions retried after a conflict.", NULL,
+	         &c->store_retries)) != 0 ||
+	    (rv = pond_metrics_histogram(m, "pond_ingest_batch_duration_seconds",
+	         "From arrival to reply, per batch.", NULL,
+	         &c->batch_seconds)) != 0) {
+		return (rv);
+	}
+	return (POND_OK);
+}
+
+int
+ingest_start(pond_service *svc)
+{
+	ingest *ig = svc->ctx;
+	int rv;
+
+	ig->svc = svc;
+	if ((rv = ingest_register_metrics(ig, svc->metrics)) != 0 ||
+	    (rv = pond_pub_listen(&ig->pub, ig->conf.pub_url)) != 0 ||
+	    (rv = pond_http_route(svc->http, "POST", "/v1/events", false,
+	         ingest_on_http, ig)) != 0) {
+		return (rv);
+	}
+	/* Headroom over the 4 MiB limit, so a slightly larger batch still
+	 * arrives and gets its batch_error instead of a silent drop. */
+	if ((rv = pond_rep_listen(&ig->rep, svc->bus, ig->conf.listen_url,
+	         (int)ig->conf.contexts, 2 * INGEST_MAX_BYTES, ingest_on_nng,
+	         ig)) != 0) {
+		return (rv);
+	}
+	pond_log_info("listening", "nng=%s events_pub=%s",
+	    pond_rep_url(ig->rep), ig->conf.pub_url);
+	return (POND_OK);
+}
+
+static void
+ingest_rep_stopped(void *arg)
+{
+	ingest *ig = arg;
+
+	pond_rep_close(ig->rep);
+	ig->rep = NULL;
+	ingest_maybe_stopped(ig);
+}
+
+void
+ingest_stop(pond_service *svc)
+{
+	ingest *ig = svc->ctx;
+
+	/* Stop taking batches; those in hand are settled and answered
+	 * (acked after commit, or not stored at all) before we go. */
+	ig->stopping = true;
+	pond_rep_stop(ig->rep, ingest_rep_stopped, ig);
+}

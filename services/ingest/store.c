@@ -1,0 +1,825 @@
+/*
+ * store.c - settling a batch in one transaction.
+ *
+ * Order of work, and why:
+ *   1. the publisher by its token hash (401 when unknown);
+ *   2. claim the event ids and order ids of the clean items with
+ *      INSERT ... ON CONFLICT DO NOTHING RETURNING: a returned id is new and
+ *      now locked by us (a concurrent batch with the same id waits for our
+ *      commit, then sees it as a duplicate); ids are inserted sorted, so two
+ *      batches never take them in opposite orders;
+ *   3. read the aliases the batch mentions;
+ *   4. walk the items in order: resolve the customer (aliases linked earlier
+ *      in the batch count), decide accepted / duplicate / rejected, and link
+ *      the new aliases of accepted events (the first link wins);
+ *   5. give back the claims no accepted event used (rejected events are not
+ *      remembered as seen);
+ *   6. take seqs from the stream heads (stream.c) and COPY the event rows;
+ *   7. the new alias links and the rejects; COMMIT.
+ * A deadlock or serialization failure rolls everything back and the batch
+ * is settled afresh (at most three times).
+ */
+#include <endian.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "stream.h"
+#include "token.h"
+
+#define STORE_ATTEMPTS 3
+
+/* PostgreSQL's binary timestamps count from 2000-01-01. */
+#define PG_EPOCH_USEC INT64_C(946684800000000)
+
+/* --- a small string map in the batch arena ------------------------------------ */
+
+typedef struct strmap_slot {
+	const char *key;
+	const char *value;
+	int state;
+} strmap_slot;
+
+typedef struct strmap {
+	strmap_slot *slots;
+	size_t cap; /* power of two, at least twice the entries */
+} strmap;
+
+static int
+strmap_init(strmap *m, pond_arena *a, size_t entries)
+{
+	m->cap = 16;
+	while (m->cap < entries * 2) {
+		m->cap *= 2;
+	}
+	m->slots = pond_arena_alloc(a, m->cap * sizeof(strmap_slot));
+	if (m->slots == NULL) {
+		return (POND_ENOMEM);
+	}
+	memset(m->slots, 0, m->cap * sizeof(strmap_slot));
+	return (POND_OK);
+}
+
+/* strmap_slot_for returns the slot of key: its own, or the empty one where
+ * it would go. */
+static strmap_slot *
+strmap_slot_for(strmap *m, const char *key)
+{
+	size_t i = pond_partition_of(key, UINT32_MAX) & (m->cap - 1);
+
+	while (m->slots[i].key != NULL && strcmp(m->slots[i].key, key) != 0) {
+		i = (i + 1) & (m->cap - 1);
+	}
+	return (&m->slots[i]);
+}
+
+/* --- settling ---------------------------------------------------------------------- */
+
+enum { CLAIMED = 1, USED = 2 };
+
+typedef struct settle {
+	ingest_batch *b;
+	strmap event_ids; /* claimed by this batch */
+	strmap order_ids; /* claimed by this batch */
+	strmap aliases;	  /* "kind\x1fvalue" -> customer_key */
+	size_t new_aliases;
+	char pub_id[24];
+} settle;
+
+static bool
+item_clean(const ingest_item *item)
+{
+	return (item->check == CODE_NONE);
+}
+
+static const char *
+alias_key(pond_arena *a, const Pond__Alias *alias)
+{
+	size_t kl = strlen(alias->kind), vl = strlen(alias->value);
+	char *k = pond_arena_alloc(a, kl + vl + 2);
+
+	if (k != NULL) {
+		memcpy(k, alias->kind, kl);
+		k[kl] = '\x1f';
+		memcpy(k + kl + 1, alias->value, vl + 1);
+	}
+	return (k);
+}
+
+static int
+store_auth(PGconn *conn, settle *st)
+{
+	ingest_batch *b = st->b;
+	char name[128];
+	int rv = pond_publisher_lookup(conn, b->token, &b->publisher_id, name,
+	    sizeof(name));
+
+	if (rv == POND_EAUTH) {
+		b->batch_error = "unauthorized";
+		b->batch_message = "missing or unknown publisher token";
+	}
+	snprintf(st->pub_id, sizeof(st->pub_id), "%" PRId64, b->publisher_id);
+	return (rv);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return (strcmp(*(const char *const *)a, *(const char *const *)b));
+}
+
+/* store_claim inserts the distinct keys into table (event_ids or order_ids,
+ * column col) and marks the ones returned as CLAIMED in map. */
+static int
+store_claim(PGconn *conn, settle *st, const char *sql, const char **keys,
+    size_t n, strmap *map)
+{
+	PGresult *res;
+	char *arr;
+	int rv;
+
+	if (strmap_init(map, &st->b->arena, n) != 0) {
+		return (POND_ENOMEM);
+	}
+	if (n == 0) {
+		return (POND_OK);
+	}
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	if ((arr = pond_pq_text_array(keys, n)) == NULL) {
+		return (POND_ENOMEM);
+	}
+	const char *params[] = {st->pub_id, arr};
+	rv = pond_pq_query(conn, &res, sql, 2, params);
+	free(arr);
+	if (rv != 0) {
+		return (rv);
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *k = pond_arena_strdup(&st->b->arena,
+		    PQgetvalue(res, i, 0));
+		strmap_slot *slot;
+		if (k == NULL) {
+			PQclear(res);
+			return (POND_ENOMEM);
+		}
+		slot = strmap_slot_for(map, k);
+		slot->key = k;
+		slot->state = CLAIMED;
+	}
+	PQclear(res);
+	return (POND_OK);
+}
+
+static int
+store_claim_ids(PGconn *conn, settle *st)
+{
+	ingest_batch *b = st->b;
+	const char **ids, **orders;
+	size_t nids = 0, norders = 0;
+	int rv;
+
+	ids = pond_arena_alloc(&b->arena, (b->n + 1) * sizeof(char *));
+	orders = pond_arena_alloc(&b->arena, (b->n + 1) * sizeof(char *));
+	if (ids == NULL || orders == NULL) {
+		return (POND_ENOMEM);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const ingest_item *item = &b->items[i];
+		if (!item_clean(item)) {
+			continue;
+		}
+		ids[nids++] = item->event->event_id;
+		if (item->event->body_case == POND__EVENT__BODY_ORDER_PAID) {
+			orders[norders++] = item->event->order_paid->order_id;
+		}
+	}
+	/* Duplicates inside the batch are claimed once. */
+	qsort(ids, nids, sizeof(*ids), cmp_str);
+	size_t u = 0;
+	for (size_t i = 0; i < nids; i++) {
+		if (u == 0 || strcmp(ids[u - 1], ids[i]) != 0) {
+			ids[u++] = ids[i];
+		}
+	}
+	nids = u;
+	qsort(orders, norders, sizeof(*orders), cmp_str);
+	u = 0;
+	for (size_t i = 0; i < norders; i++) {
+		if (u == 0 || strcmp(orders[u - 1], orders[i]) != 0) {
+			orders[u++] = orders[i];
+		}
+	}
+	norders = u;
+	if ((rv = store_claim(conn, st,
+	         "INSERT INTO event_ids (publisher_id, event_id) "
+	         "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
+	         "ON CONFLICT DO NOTHING RETURNING event_id",
+	         ids, nids, &st->event_ids)) != 0) {
+		return (rv);
+	}
+	return (store_claim(conn, st,
+	    "INSERT INTO order_ids (publisher_id, order_id) "
+	    "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
+	    "ON CONFLICT DO NOTHING RETURNING order_id",
+	    orders, norders, &st->order_ids));
+}
+
+static int
+store_load_aliases(PGconn *conn, settle *st)
+{
+	ingest_batch *b = st->b;
+	const char **kinds, **values;
+	size_t n = 0, total = 0;
+	PGresult *res;
+	char *ka = NULL, *va = NULL;
+	int rv = POND_ENOMEM;
+
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->items[i].event != NULL) {
+			total += b->items[i].event->n_aliases;
+		}
+	}
+	if (strmap_init(&st->aliases, &b->arena, total) != 0) {
+		return (POND_ENOMEM);
+	}
+	if (total == 0) {
+		return (POND_OK);
+	}
+	kinds = pond_arena_alloc(&b->arena, total * sizeof(char *));
+	values = pond_arena_alloc(&b->arena, total * sizeof(char *));
+	if (kinds == NULL || values == NULL) {
+		return (POND_ENOMEM);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const Pond__Event *e = b->items[i].event;
+		/* Only clean events resolve or link; the others' aliases
+		 * need not be looked up (and may not be valid text). */
+		if (e == NULL || !item_clean(&b->items[i])) {
+			continue;
+		}
+		for (size_t k = 0; k < e->n_aliases; k++) {
+			kinds[n] = e->aliases[k]->kind;
+			values[n++] = e->aliases[k]->value;
+		}
+	}
+	if ((ka = pond_pq_text_array(kinds, n)) == NULL ||
+	    (va = pond_pq_text_array(values, n)) == NULL) {
+		goto out;
+	}
+	const char *params[] = {ka, va};
+	if ((rv = pond_pq_query(conn, &res,
+	         "SELECT a.kind, a.value, a.customer_key "
+	         "FROM customer_aliases a "
+	         "JOIN unnest($1::text[], $2::text[]) AS q(kind, value) "
+	         "ON a.kind = q.kind AND a.value = q.value",
+	         2, params)) != 0) {
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		Pond__Alias al = POND__ALIAS__INIT;
+		al.kind = PQgetvalue(res, i, 0);
+		al.value = PQgetvalue(res, i, 1);
+		const char *key = alias_key(&b->arena, &al);
+		const char *cust = pond_arena_strdup(&b->arena,
+		    PQgetvalue(res, i, 2));
+		if (key == NULL || cust == NULL) {
+			PQclear(res);
+			rv = POND_ENOMEM;
+			goto out;
+		}
+		strmap_slot *slot = strmap_slot_for(&st->aliases, key);
+		slot->key = key;
+		slot->value = cust;
+	}
+	PQclear(res);
+	rv = POND_OK;
+out:
+	free(ka);
+	free(va);
+	return (rv);
+}
+
+static void
+item_reject(ingest_item *item, ingest_code code, const char *reason)
+{
+	item->status = STATUS_REJECTED;
+	item->code = code;
+	item->reason = reason;
+}
+
+/* settle_customer finds the customer of a clean-so-far item; NULL when its
+ * aliases are known to nobody. */
+static const char *
+settle_customer(settle *st, const ingest_item *item)
+{
+	const Pond__Event *e = item->event;
+
+	if (*e->customer_key != '\0') {
+		return (e->customer_key);
+	}
+	for (size_t k = 0; k < e->n_aliases; k++) {
+		const char *key = alias_key(&st->b->arena, e->aliases[k]);
+		strmap_slot *slot;
+		if (key == NULL) {
+			return (NULL);
+		}
+		slot = strmap_slot_for(&st->aliases, key);
+		if (slot->key != NULL) {
+			return (slot->value);
+		}
+	}
+	return (e->n_aliases == 0 ? "" : NULL); /* "": channel_spend */
+}
+
+static void
+settle_link_aliases(settle *st, ingest_item *item)
+{
+	const Pond__Event *e = item->event;
+
+	if (*item->customer_key == '\0') {
+		return;
+	}
+	for (size_t k = 0; k < e->n_aliases; k++) {
+		const char *key = alias_key(&st->b->arena, e->aliases[k]);
+		strmap_slot *slot;
+		if (key == NULL) {
+			continue;
+		}
+		slot = strmap_slot_for(&st->aliases, key);
+		if (slot->key == NULL) {
+			slot->key = key;
+			slot->value = item->customer_key;
+			slot->state = CLAIMED; /* a link this batch makes */
+			st->new_aliases++;
+		} else if (strcmp(slot->value, item->customer_key) != 0) {
+			st->b->alias_conflicts++;
+		}
+	}
+}
+
+static void
+settle_item(settle *st, ingest_item *item)
+{
+	const char *cust;
+	strmap_slot *id, *order = NULL;
+
+	/* An item that never decoded has no customer to resolve: its own
+	 * fault stands, whatever its rank. */
+	if (item->event == NULL ||
+	    (item->check != CODE_NONE && item->check < CODE_UNKNOWN_CUSTOMER)) {
+		item_reject(item, item->check, item->check_reason);
+		return;
+	}
+	if ((cust = settle_customer(st, item)) == NULL) {
+		item_reject(item, CODE_UNKNOWN_CUSTOMER,
+		    "no alias of the event is linked to a customer");
+		return;
+	}
+	if (item->check != CODE_NONE) {
+		item_reject(item, item->check, item->check_reason);
+		return;
+	}
+	item->customer_key = cust;
+	id = strmap_slot_for(&st->event_ids, item->event->event_id);
+	if (id->key == NULL || id->state == USED) {
+		item->status = STATUS_DUPLICATE;
+		return;
+	}
+	if (item->event->body_case == POND__EVENT__BODY_ORDER_PAID) {
+		order = strmap_slot_for(&st->order_ids,
+		    item->event->order_paid->order_id);
+		if (order->key == NULL || order->state == USED) {
+			item->status = STATUS_DUPLICATE;
+			item->code = CODE_DUPLICATE_ORDER;
+			item->reason = "an order_paid with this order_id was "
+			               "already accepted";
+			return;
+		}
+		order->state = USED;
+	}
+	id->state = USED;
+	item->status = STATUS_ACCEPTED;
+	settle_link_aliases(st, item);
+}
+
+/* store_release gives back the claims of map no accepted event used. */
+static int
+store_release(PGconn *conn, settle *st, const strmap *map, const char *sql)
+{
+	const char **keys;
+	size_t n = 0;
+	char *arr;
+	int rv;
+
+	keys = pond_arena_alloc(&st->b->arena, map->cap * sizeof(char *));
+	if (keys == NULL) {
+		return (POND_ENOMEM);
+	}
+	for (size_t i = 0; i < map->cap; i++) {
+		if (map->slots[i].key != NULL &&
+		    map->slots[i].state == CLAIMED) {
+			keys[n++] = map->slots[i].key;
+		}
+	}
+	if (n == 0) {
+		return (POND_OK);
+	}
+	if ((arr = pond_pq_text_array(keys, n)) == NULL) {
+		return (POND_ENOMEM);
+	}
+	const char *params[] = {st->pub_id, arr};
+	rv = pond_pq_query(conn, NULL, sql, 2, params);
+	free(arr);
+	return (rv);
+}
+
+/* --- the event rows ------------------------------------------------------------------ */
+
+typedef struct copybuf {
+	char *data;
+	size_t len, cap;
+	bool failed;
+} copybuf;
+
+static void
+cb_put(copybuf *cb, const void *p, size_t n)
+{
+	if (cb->failed) {
+		return;
+	}
+	if (cb->len + n > cb->cap) {
+		size_t cap = cb->cap ? cb->cap * 2 : 65536;
+		while (cap < cb->len + n) {
+			cap *= 2;
+		}
+		char *grown = realloc(cb->data, cap);
+		if (grown == NULL) {
+			cb->failed = true;
+			return;
+		}
+		cb->data = grown;
+		cb->cap = cap;
+	}
+	memcpy(cb->data + cb->len, p, n);
+	cb->len += n;
+}
+
+static void
+cb_i16(copybuf *cb, int16_t v)
+{
+	uint16_t be = htobe16((uint16_t)v);
+	cb_put(cb, &be, 2);
+}
+
+static void
+cb_i32(copybuf *cb, int32_t v)
+{
+	uint32_t be = htobe32((uint32_t)v);
+	cb_put(cb, &be, 4);
+}
+
+static void
+cb_i64(copybuf *cb, int64_t v)
+{
+	uint64_t be = htobe64((uint64_t)v);
+	cb_put(cb, &be, 8);
+}
+
+static void
+cb_field_i32(copybuf *cb, int32_t v)
+{
+	cb_i32(cb, 4);
+	cb_i32(cb, v);
+}
+
+static void
+cb_field_i64(copybuf *cb, int64_t v)
+{
+	cb_i32(cb, 8);
+	cb_i64(cb, v);
+}
+
+static void
+cb_field_bytes(copybuf *cb, const void *p, size_t n)
+{
+	cb_i32(cb, (int32_t)n);
+	cb_put(cb, p, n);
+}
+
+static void
+cb_field_text(copybuf *cb, const char *s)
+{
+	cb_field_bytes(cb, s, strlen(s));
+}
+
+static const char *
+event_type(const Pond__Event *e)
+{
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+	    &pond__event__descriptor, (unsigned)e->body_case);
+
+	return (f != NULL ? f->name : "unknown");
+}
+
+/* store_pack stores the event as accepted: with its customer resolved. */
+static int
+store_pack(ingest_batch *b, ingest_item *item)
+{
+	Pond__Event *e = item->event;
+
+	e->customer_key = (char *)item->customer_key;
+	item->payload_len = pond__event__get_packed_size(e);
+	item->payload = pond_arena_alloc(&b->arena, item->payload_len + 1);
+	if (item->payload == NULL) {
+		return (POND_ENOMEM);
+	}
+	pond__event__pack(e, item->payload);
+	return (POND_OK);
+}
+
+static int
+store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
+{
+	static const char header[] = "PGCOPY\n\377\r\n";
+	copybuf cb = {0};
+	PGresult *res;
+	int rv;
+
+	if (naccepted == 0) {
+		return (POND_OK);
+	}
+	cb_put(&cb, header, 11);
+	cb_i32(&cb, 0); /* flags */
+	cb_i32(&cb, 0); /* header extension */
+	for (size_t i = 0; i < b->n; i++) {
+		ingest_item *item = &b->items[i];
+		const Pond__Event *e = item->event;
+		if (item->status != STATUS_ACCEPTED) {
+			continue;
+		}
+		cb_i16(&cb, 9);
+		cb_field_i32(&cb, (int32_t)item->partition);
+		cb_field_i64(&cb, item->seq);
+		cb_field_text(&cb, item->customer_key);
+		cb_field_i64(&cb, b->publisher_id);
+		cb_field_text(&cb, e->event_id);
+		cb_field_text(&cb, event_type(e));
+		cb_field_i64(&cb, pond_time_from_parts(e->occurred_at->seconds,
+		                      e->occurred_at->nanos) -
+		                      PG_EPOCH_USEC);
+		cb_field_i64(&cb, b->received_at - PG_EPOCH_USEC);
+		cb_field_bytes(&cb, item->payload, item->payload_len);
+	}
+	cb_i16(&cb, -1);
+	if (cb.failed) {
+		free(cb.data);
+		return (POND_ENOMEM);
+	}
+	res = PQexec(conn,
+	    "COPY events (partition, seq, customer_key, publisher_id, "
+	    "event_id, type, occurred_at, received_at, payload) "
+	    "FROM STDIN (FORMAT binary)");
+	rv = pond_pq_check(conn, res, "copy_events_start");
+	PQclear(res);
+	if (rv == 0 && (PQputCopyData(conn, cb.data, (int)cb.len) != 1 ||
+	                   PQputCopyEnd(conn, NULL) != 1)) {
+		rv = POND_EDB;
+	}
+	free(cb.data);
+	if (rv == 0 || PQisBusy(conn)) {
+		int crv = POND_OK;
+		while ((res = PQgetResult(conn)) != NULL) {
+			if (crv == 0) {
+				crv = pond_pq_check(conn, res, "copy_events");
+			}
+			PQclear(res);
+		}
+		if (rv == 0) {
+			rv = crv;
+		}
+	}
+	return (rv);
+}
+
+static int
+store_events(PGconn *conn, settle *st)
+{
+	ingest_batch *b = st->b;
+	uint32_t counts[POND_MAX_PARTITIONS] = {0};
+	int64_t next[POND_MAX_PARTITIONS] = {0};
+	size_t naccepted = 0;
+	int rv;
+
+	for (size_t i = 0; i < b->n; i++) {
+		ingest_item *item = &b->items[i];
+		if (item->status != STATUS_ACCEPTED) {
+			continue;
+		}
+		/* A spend has no customer: its rows go by channel. */
+		if (*item->customer_key != '\0') {
+			item->partition = pond_partition_of(item->customer_key,
+			    b->nparts);
+		} else {
+			char key[300];
+			snprintf(key, sizeof(key), "channel:%s",
+			    item->event->channel_spend->channel);
+			item->partition = pond_partition_of(key, b->nparts);
+		}
+		counts[item->partition]++;
+		naccepted++;
+		if ((rv = store_pack(b, item)) != 0) {
+			return (rv);
+		}
+	}
+	if (naccepted == 0) {
+		return (POND_OK);
+	}
+	if ((rv = pond_stream_reserve(conn, POND_STREAM_EVENTS, counts,
+	         b->nparts, next)) != 0) {
+		return (rv);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		ingest_item *item = &b->items[i];
+		if (item->status == STATUS_ACCEPTED) {
+			item->seq = next[item->partition]++;
+		}
+	}
+	return (store_copy_events(conn, b, naccepted));
+}
+
+static int
+store_new_aliases(PGconn *conn, settle *st)
+{
+	const char **kinds, **values, **custs;
+	char *ka = NULL, *va = NULL, *ca = NULL;
+	size_t n = 0;
+	int rv = POND_ENOMEM;
+
+	if (st->new_aliases == 0) {
+		return (POND_OK);
+	}
+	kinds = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
+	values = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
+	custs = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
+	if (kinds == NULL || values == NULL || custs == NULL) {
+		return (POND_ENOMEM);
+	}
+	for (size_t i = 0; i < st->aliases.cap; i++) {
+		strmap_slot *slot = &st->aliases.slots[i];
+		if (slot->key == NULL || slot->state != CLAIMED) {
+			continue;
+		}
+		char *sep = strchr(slot->key, '\x1f');
+		char *kind = pond_arena_memdup(&st->b->arena, slot->key,
+		    (size_t)(sep - slot->key) + 1);
+		if (kind == NULL) {
+			return (POND_ENOMEM);
+		}
+		kind[sep - slot->key] = '\0';
+		kinds[n] = kind;
+		values[n] = sep + 1;
+		custs[n++] = slot->value;
+	}
+	if ((ka = pond_pq_text_array(kinds, n)) == NULL ||
+	    (va = pond_pq_text_array(values, n)) == NULL ||
+	    (ca = pond_pq_text_array(custs, n)) == NULL) {
+		goto out;
+	}
+	const char *params[] = {ka, va, ca};
+	/* ON CONFLICT: a concurrent batch linked it first, and the first link
+	 * wins. Sorted, so two batches lock in the same order. */
+	rv = pond_pq_query(conn, NULL,
+	    "INSERT INTO customer_aliases (kind, value, customer_key) "
+	    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+	    "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+	    3, params);
+out:
+	free(ka);
+	free(va);
+	free(ca);
+	return (rv);
+}
+
+static int
+store_rejects(PGconn *conn, settle *st)
+{
+	ingest_batch *b = st->b;
+	char received[40];
+	int rv;
+
+	pond_time_format_rfc3339(b->received_at, received, sizeof(received));
+	for (size_t i = 0; i < b->n; i++) {
+		const ingest_item *item = &b->items[i];
+		if (item->status != STATUS_REJECTED) {
+			continue;
+		}
+		/* The id is kept only when it is valid text; the raw bytes
+		 * keep everything anyway. */
+		const char *id = *item->event_id != '\0' &&
+		                         strlen(item->event_id) <= INGEST_MAX_STRING &&
+		                         ingest_utf8_valid((const unsigned char *)item->event_id)
+		                     ? item->event_id
+		                     : NULL;
+		const char *values[] = {st->pub_id, id,
+		    ingest_code_name(item->code), item->reason,
+		    b->format == FORMAT_JSON ? "json" : "protobuf",
+		    (const char *)item->raw, received};
+		int lengths[] = {0, 0, 0, 0, 0, (int)item->raw_len, 0};
+		int formats[] = {0, 0, 0, 0, 0, 1, 0};
+		if (item->raw == NULL) {
+			values[5] = "";
+			lengths[5] = 0;
+		}
+		if ((rv = pond_pq_query_bin(conn, NULL,
+		         "INSERT INTO rejected_events (publisher_id, event_id, "
+		         "code, reason, format, raw, received_at) "
+		         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		         7, values, lengths, formats)) != 0) {
+			return (rv);
+		}
+	}
+	return (POND_OK);
+}
+
+static void
+store_reset(ingest_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		ingest_item *item = &b->items[i];
+		item->status = STATUS_PENDING;
+		item->code = CODE_NONE;
+		item->reason = NULL;
+		item->customer_key = NULL;
+		item->seq = 0;
+	}
+	b->batch_error = NULL;
+	b->batch_message = NULL;
+	b->alias_conflicts = 0;
+}
+
+static int
+store_try(PGconn *conn, ingest_batch *b)
+{
+	settle st = {.b = b};
+	int rv;
+
+	store_reset(b);
+	if ((rv = pond_pq_exec(conn, "BEGIN")) != 0 ||
+	    (rv = store_auth(conn, &st)) != 0 ||
+	    (rv = store_claim_ids(conn, &st)) != 0 ||
+	    (rv = store_load_aliases(conn, &st)) != 0) {
+		goto fail;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		settle_item(&st, &b->items[i]);
+	}
+	if ((rv = store_release(conn, &st, &st.event_ids,
+	         "DELETE FROM event_ids WHERE publisher_id = $1 "
+	         "AND event_id = ANY($2::text[])")) != 0 ||
+	    (rv = store_release(conn, &st, &st.order_ids,
+	         "DELETE FROM order_ids WHERE publisher_id = $1 "
+	         "AND order_id = ANY($2::text[])")) != 0 ||
+	    (rv = store_events(conn, &st)) != 0 ||
+	    (rv = store_new_aliases(conn, &st)) != 0 ||
+	    (rv = store_rejects(conn, &st)) != 0 ||
+	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
+		goto fail;
+	}
+	return (POND_OK);
+fail:
+	pond_pq_rollback(conn);
+	return (rv);
+}
+
+int
+ingest_store_work(PGconn *conn, void *arg)
+{
+	ingest_batch *b = arg;
+	pond_time now = pond_now();
+	int rv;
+
+	for (size_t i = 0; i < b->n; i++) {
+		ingest_validate(&b->items[i], b->format, now);
+	}
+	do {
+		b->attempts++;
+		rv = store_try(conn, b);
+	} while (rv == POND_ECONFLICT && b->attempts < STORE_ATTEMPTS);
+	if (rv != 0) {
+		/* Nothing is committed: no item may be acked accepted. */
+		store_reset(b);
+		if (rv == POND_EAUTH) {
+			b->batch_error = "unauthorized";
+			b->batch_message = "missing or unknown publisher token";
+		} else {
+			b->batch_error = "unavailable";
+			b->batch_message = "the store could not commit the "
+			                   "batch; nothing was stored, send it "
+			                   "again";
+		}
+	}
+	return (rv);
+}

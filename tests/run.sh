@@ -1,0 +1,156 @@
+#!/bin/sh
+# run.sh - run the test binary against a throwaway PostgreSQL.
+#
+#   sh tests/run.sh BUILDDIR [criterion options...]
+#
+# Starts a private cluster (tests/pg.sh) on a free port, runs
+# BUILDDIR/bin/pond-tests with the environment tests/lib/harness.c reads, and
+# removes the cluster afterwards whatever happened: pass, fail, crash, Ctrl-C
+# or SIGTERM. Exits with the test binary's status.
+#
+# Environment:
+#   POND_TEST_JOBS      parallel test processes (default 2: the machine's cores)
+#   POND_TEST_TIMEOUT   seconds one test may take (default 300; 0: no limit)
+#
+# Options after BUILDDIR go to Criterion, e.g. --filter 'harness/*' or
+# --verbose. Service logs of the run are kept in BUILDDIR/../test-artifacts.
+set -eu
+
+usage() {
+	echo "usage: sh tests/run.sh BUILDDIR [criterion options...]" >&2
+	exit 2
+}
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 1
+}
+
+[ $# -ge 1 ] || usage
+builddir=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd -P)
+[ -x "$builddir/bin/pond-tests" ] ||
+	die "$builddir/bin/pond-tests not found (build it with: make BUILD=asan test-build)"
+builddir=$(cd "$builddir" && pwd -P)
+bin=$builddir/bin/pond-tests
+jobs=${POND_TEST_JOBS:-2}
+timeout=${POND_TEST_TIMEOUT:-300}
+case $jobs$timeout in
+*[!0-9]*) die "POND_TEST_JOBS and POND_TEST_TIMEOUT must be numbers" ;;
+esac
+
+# port_in_use reports whether any IPv4 or IPv6 TCP socket has local port $1.
+# /proc is always there, unlike ss or netstat on a minimal machine.
+port_in_use() {
+	hex=$(printf '%04X' "$1")
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 }
+			END { exit !f }'
+}
+
+# random_port picks a port in 20000-29999: below the kernel's ephemeral
+# range (32768 and up), which is where the harness's bind-to-port-0 ports and
+# every outgoing connection come from, so the cluster never collides with them.
+random_port() {
+	n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+	echo $((20000 + n % 10000))
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pond-test.XXXXXX")
+# The postgres user must be able to reach its cluster inside.
+chmod 755 "$tmp"
+pgdir=$tmp/pg
+artifacts=${POND_TEST_ARTIFACTS:-$(dirname "$builddir")/test-artifacts}
+test_pid=
+
+# teardown runs once, on every way out. It is quiet: the last line of a run
+# is Criterion's summary. The server log joins the artifacts first.
+# Called from traps only, which shellcheck cannot see.
+# shellcheck disable=SC2317
+teardown() {
+	trap - EXIT INT TERM HUP
+	if [ -n "$test_pid" ]; then
+		stop_tests
+	fi
+	if [ -f "$pgdir/log" ] && [ -d "$artifacts" ]; then
+		cp "$pgdir/log" "$artifacts/postgres.log" 2>/dev/null || true
+	fi
+	sh "$here/pg.sh" stop "$pgdir" >/dev/null || true
+	rm -rf "$tmp"
+}
+
+# stop_tests ends the test binary. Its worker processes die with it (they
+# are armed with a parent-death signal) and the services a test started
+# die with their worker (PR_SET_PDEATHSIG in the harness). A shell runs
+# background jobs with SIGINT ignored, so SIGTERM is what we send first;
+# Criterion only winds down when no test hangs, hence the SIGKILL after.
+# The group kills reach anything else the binary left in its group.
+# (dash's kill takes no "--": a negative pid right after the signal is a
+# group.)
+# shellcheck disable=SC2317
+stop_tests() {
+	kill -TERM "-$test_pid" 2>/dev/null || true
+	kill -TERM "$test_pid" 2>/dev/null || true
+	i=0
+	while kill -0 "$test_pid" 2>/dev/null && [ "$i" -lt 20 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "-$test_pid" 2>/dev/null || true
+	kill -KILL "$test_pid" 2>/dev/null || true
+	wait "$test_pid" 2>/dev/null || true
+	test_pid=
+}
+
+trap teardown EXIT
+trap 'teardown; exit 130' INT
+trap 'teardown; exit 143' TERM
+trap 'teardown; exit 129' HUP
+
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+
+# A port can be taken between the check and the server's bind: try again.
+dsn=
+for _ in 1 2 3 4 5; do
+	port=$(random_port)
+	port_in_use "$port" && continue
+	if dsn=$(sh "$here/pg.sh" start "$pgdir" "$port" 2>"$tmp/pg.err"); then
+		break
+	fi
+	dsn=
+	sh "$here/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true
+done
+if [ -z "$dsn" ]; then
+	cat "$tmp/pg.err" >&2 2>/dev/null || true
+	die "could not start PostgreSQL"
+fi
+echo "tests: postgres at $dsn"
+
+export POND_TEST_PGHOST="$pgdir/sock"
+export POND_TEST_PGPORT="$port"
+export POND_BIN_DIR="$builddir/bin"
+export POND_TEST_ARTIFACTS="$artifacts"
+# Sanitizer reports must fail the run loudly; the user's own settings come
+# last, so they win.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# Criterion's runner leaks a few bytes of its own at exit; that is not ours
+# to fix, and a report after the summary would fail every run.
+echo "leak:libcriterion.so" >"$tmp/lsan.supp"
+export LSAN_OPTIONS="suppressions=$tmp/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
+# The binary runs in its own process group (setsid), in the background, so
+# that a signal to this script is handled at once (a foreground child would
+# delay the trap until it ended) and teardown can end all of its processes.
+if [ "$timeout" -gt 0 ]; then
+	setsid "$bin" --jobs "$jobs" --timeout "$timeout" "$@" &
+else
+	setsid "$bin" --jobs "$jobs" "$@" &
+fi
+test_pid=$!
+status=0
+wait "$test_pid" || status=$?
+test_pid=
+exit "$status"
