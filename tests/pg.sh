@@ -17,6 +17,10 @@
 set -eu
 
 PGBIN=${POND_PGBIN:-/usr/lib/postgresql/15/bin}
+[ -x "$PGBIN/initdb" ] || {
+	echo "pg.sh: no PostgreSQL 15 in $PGBIN (make deps installs it)" >&2
+	exit 1
+}
 
 usage() {
 	echo "usage: pg.sh start DIR PORT | pg.sh stop DIR | pg.sh halt DIR" >&2
@@ -112,8 +116,11 @@ cmd_start() {
 	# never makes them complain.
 	cd "$dir"
 
+	# Already running (a persistent cluster): say where, which is the
+	# port it was started with (line 4 of postmaster.pid).
 	if [ -f "$dir/data/PG_VERSION" ] &&
 		as_pg "$PGBIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+		port=$(sed -n 4p "$dir/data/postmaster.pid")
 		echo "host=$dir/sock port=$port user=postgres dbname=postgres"
 		return 0
 	fi
