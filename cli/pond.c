@@ -461,7 +461,7 @@ cmd_migrate(pond_cli *cli, int argc, char **argv)
 	int64_t nparts = cli->conf.partitions;
 	bool chosen = cli->partitions_from_env;
 	int before, after, stored, applied;
-	PGconn *conn;
+	PGconn *conn = NULL;
 	int rv;
 
 	if ((rv = pond_cli_parse(cli, argc, argv, opts, POND_CLI_NELEM(opts),

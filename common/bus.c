@@ -72,11 +72,12 @@ static int
 bus_nng_err(int nrv, const char *what, const char *url)
 {
 	pond_log_error("bus_error", "what=%s url=%s error=\"%s\"", what,
-	    url != NULL ? url : "-", nng_strerror(nrv));
+	               url != NULL ? url : "-", nng_strerror(nrv));
 	return (pond_err_from_nng(nrv));
 }
 
-/* --- REP server ----------------------------------------------------------- */
+/* --- REP server -----------------------------------------------------------
+ */
 
 typedef enum rep_state {
 	REP_IDLE,   /* no operation outstanding */
@@ -113,8 +114,7 @@ rep_aio_cb(void *arg)
 {
 	pond_rep_req *req = arg;
 
-	pond_handoff_post(&req->rep->bus->handoff, &req->task,
-	    req->task.fn);
+	pond_handoff_post(&req->rep->bus->handoff, &req->task, req->task.fn);
 }
 
 static void
@@ -158,8 +158,8 @@ rep_task(pond_task *task)
 		if (nrv != 0) {
 			if (nrv != NNG_ECLOSED && nrv != NNG_ECANCELED) {
 				pond_log_warn("rep_recv_failed",
-				    "url=%s error=\"%s\"", rep->url,
-				    nng_strerror(nrv));
+				              "url=%s error=\"%s\"", rep->url,
+				              nng_strerror(nrv));
 			}
 			rep_recv(req);
 			return;
@@ -168,7 +168,7 @@ rep_task(pond_task *task)
 		req->state = REP_HANDLE;
 		rep->inflight++;
 		rep->fn(req, nng_msg_body(req->msg), nng_msg_len(req->msg),
-		    rep->arg);
+		        rep->arg);
 		return;
 	case REP_SEND:
 		if (nrv != 0) {
@@ -187,7 +187,7 @@ rep_task(pond_task *task)
 
 int
 pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
-    size_t max_msg, pond_rep_fn fn, void *arg)
+                size_t max_msg, pond_rep_fn fn, void *arg)
 {
 	pond_rep *rep;
 	nng_listener l;
@@ -195,8 +195,7 @@ pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
 	int nrv;
 
 	if ((rep = calloc(1, sizeof(*rep))) == NULL ||
-	    (rep->reqs = calloc((size_t)nctx, sizeof(pond_rep_req))) ==
-	        NULL) {
+	    (rep->reqs = calloc((size_t)nctx, sizeof(pond_rep_req))) == NULL) {
 		free(rep);
 		return (POND_ENOMEM);
 	}
@@ -211,7 +210,7 @@ pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
 		return (bus_nng_err(nrv, "rep_open", url));
 	}
 	if ((nrv = nng_socket_set_size(rep->sock, NNG_OPT_RECVMAXSZ,
-	         max_msg)) != 0 ||
+	                               max_msg)) != 0 ||
 	    (nrv = nng_listen(rep->sock, url, &l, 0)) != 0) {
 		goto err;
 	}
@@ -220,9 +219,9 @@ pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
 	    sa.s_family == NNG_AF_INET && strncmp(url, "tcp://", 6) == 0) {
 		const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
 		snprintf(rep->url, sizeof(rep->url), "tcp://%u.%u.%u.%u:%u",
-		    ip[0], ip[1], ip[2], ip[3],
-		    (unsigned)((sa.s_in.sa_port & 0xff) << 8 |
-		               sa.s_in.sa_port >> 8));
+		         ip[0], ip[1], ip[2], ip[3],
+		         (unsigned)((sa.s_in.sa_port & 0xff) << 8 |
+		                    sa.s_in.sa_port >> 8));
 	}
 	for (int i = 0; i < nctx; i++) {
 		pond_rep_req *req = &rep->reqs[i];
@@ -312,7 +311,8 @@ pond_rep_close(pond_rep *rep)
 	free(rep);
 }
 
-/* --- PUB ------------------------------------------------------------------ */
+/* --- PUB ------------------------------------------------------------------
+ */
 
 struct pond_pub {
 	nng_socket sock;
@@ -333,7 +333,7 @@ pond_pub_listen(pond_pub **pubp, const char *url)
 	}
 	/* PUB receives nothing; the limit still guards the socket. */
 	if ((nrv = nng_socket_set_size(pub->sock, NNG_OPT_RECVMAXSZ, 1024)) !=
-	        0 ||
+	            0 ||
 	    (nrv = nng_listen(pub->sock, url, NULL, 0)) != 0) {
 		nng_close(pub->sock);
 		free(pub);
@@ -368,7 +368,8 @@ pond_pub_close(pond_pub *pub)
 	free(pub);
 }
 
-/* --- SUB ------------------------------------------------------------------ */
+/* --- SUB ------------------------------------------------------------------
+ */
 
 struct pond_sub {
 	pond_task task;
@@ -414,7 +415,7 @@ sub_task(pond_task *task)
 
 int
 pond_sub_dial(pond_sub **subp, pond_bus *bus, const char *urls,
-    const char *topic, size_t max_msg, pond_sub_fn fn, void *arg)
+              const char *topic, size_t max_msg, pond_sub_fn fn, void *arg)
 {
 	pond_sub *sub;
 	char *list, *url, *save = NULL;
@@ -432,9 +433,9 @@ pond_sub_dial(pond_sub **subp, pond_bus *bus, const char *urls,
 		return (bus_nng_err(nrv, "sub_open", urls));
 	}
 	if ((nrv = nng_socket_set_size(sub->sock, NNG_OPT_RECVMAXSZ,
-	         max_msg)) != 0 ||
+	                               max_msg)) != 0 ||
 	    (nrv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, topic,
-	         strlen(topic))) != 0 ||
+	                          strlen(topic))) != 0 ||
 	    (nrv = nng_aio_alloc(&sub->aio, sub_aio_cb, sub)) != 0) {
 		goto err;
 	}
@@ -446,8 +447,8 @@ pond_sub_dial(pond_sub **subp, pond_bus *bus, const char *urls,
 	     url = strtok_r(NULL, ",", &save)) {
 		/* NONBLOCK: a publisher that is not up yet is dialled again
 		 * in the background. */
-		if ((nrv = nng_dial(sub->sock, url, NULL, NNG_FLAG_NONBLOCK)) !=
-		    0) {
+		if ((nrv = nng_dial(sub->sock, url, NULL,
+		                    NNG_FLAG_NONBLOCK)) != 0) {
 			free(list);
 			goto err;
 		}
@@ -476,7 +477,8 @@ pond_sub_close(pond_sub *sub)
 	nng_close(sub->sock);
 }
 
-/* --- REQ client ------------------------------------------------------------ */
+/* --- REQ client ------------------------------------------------------------
+ */
 
 typedef struct req_call req_call;
 
@@ -517,7 +519,7 @@ req_aio_cb(void *arg)
 	}
 	call->rv = nrv;
 	pond_handoff_post(&call->req->bus->handoff, &call->task,
-	    call->task.fn);
+	                  call->task.fn);
 }
 
 static void
@@ -553,8 +555,8 @@ req_task(pond_task *task)
 }
 
 int
-pond_req_dial(pond_req **reqp, pond_bus *bus, const char *url,
-    size_t max_msg, int resend_ms)
+pond_req_dial(pond_req **reqp, pond_bus *bus, const char *url, size_t max_msg,
+              int resend_ms)
 {
 	pond_req *req;
 	int nrv;
@@ -568,10 +570,10 @@ pond_req_dial(pond_req **reqp, pond_bus *bus, const char *url,
 		return (bus_nng_err(nrv, "req_open", url));
 	}
 	if ((nrv = nng_socket_set_size(req->sock, NNG_OPT_RECVMAXSZ,
-	         max_msg)) != 0 ||
+	                               max_msg)) != 0 ||
 	    (resend_ms > 0 &&
-	        (nrv = nng_socket_set_ms(req->sock, NNG_OPT_REQ_RESENDTIME,
-	             resend_ms)) != 0) ||
+	     (nrv = nng_socket_set_ms(req->sock, NNG_OPT_REQ_RESENDTIME,
+	                              resend_ms)) != 0) ||
 	    (nrv = nng_dial(req->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(req->sock);
 		free(req);
@@ -584,7 +586,7 @@ pond_req_dial(pond_req **reqp, pond_bus *bus, const char *url,
 
 int
 pond_req_call(pond_req *req, const void *body, size_t len, int timeout_ms,
-    pond_req_fn fn, void *arg)
+              pond_req_fn fn, void *arg)
 {
 	req_call *call;
 	nng_msg *msg = NULL;

@@ -38,14 +38,14 @@ void pond_bus_close(pond_bus *bus);
 
 /* pond_rep_fn gets one request; body is valid until the reply. It must
  * call pond_rep_reply exactly once, now or later, on the loop. */
-typedef void (*pond_rep_fn)(pond_rep_req *req, const uint8_t *body,
-    size_t len, void *arg);
+typedef void (*pond_rep_fn)(pond_rep_req *req, const uint8_t *body, size_t len,
+                            void *arg);
 
 /* pond_rep_listen listens on url with nctx concurrent contexts; requests
  * over max_msg bytes are dropped by NNG (the peer times out), so callers
  * pass their limit plus headroom and check sizes themselves. */
-int pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url,
-    int nctx, size_t max_msg, pond_rep_fn fn, void *arg) POND_MUSTCHECK;
+int pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
+                    size_t max_msg, pond_rep_fn fn, void *arg) POND_MUSTCHECK;
 
 /* pond_rep_url returns the bound URL (with the real port when url had 0). */
 const char *pond_rep_url(const pond_rep *rep);
@@ -68,7 +68,7 @@ int pond_pub_listen(pond_pub **pubp, const char *url) POND_MUSTCHECK;
 
 /* pond_pub_send sends topic then body as one message; never blocks. */
 int pond_pub_send(pond_pub *pub, const char *topic, const void *body,
-    size_t len);
+                  size_t len);
 
 /* pond_pub_close closes the socket. */
 void pond_pub_close(pond_pub *pub);
@@ -80,8 +80,8 @@ typedef void (*pond_sub_fn)(const uint8_t *msg, size_t len, void *arg);
 /* pond_sub_dial subscribes to topic prefix on the PUB sockets at urls
  * (comma-separated); dialling retries in the background. */
 int pond_sub_dial(pond_sub **subp, pond_bus *bus, const char *urls,
-    const char *topic, size_t max_msg, pond_sub_fn fn, void *arg)
-        POND_MUSTCHECK;
+                  const char *topic, size_t max_msg, pond_sub_fn fn,
+                  void *arg) POND_MUSTCHECK;
 
 /* pond_sub_close closes the socket; fn is not called afterwards. */
 void pond_sub_close(pond_sub *sub);
@@ -89,16 +89,16 @@ void pond_sub_close(pond_sub *sub);
 /* pond_req_fn gets the outcome of a call: rv 0 and the reply, or an error
  * (POND_ETIMEDOUT, POND_ECLOSED, ...) and no reply. */
 typedef void (*pond_req_fn)(int rv, const uint8_t *reply, size_t len,
-    void *arg);
+                            void *arg);
 
 /* pond_req_dial opens a REQ socket dialled to url (retrying in the
  * background); resend_ms sets NNG_OPT_REQ_RESENDTIME (0: NNG's default). */
 int pond_req_dial(pond_req **reqp, pond_bus *bus, const char *url,
-    size_t max_msg, int resend_ms) POND_MUSTCHECK;
+                  size_t max_msg, int resend_ms) POND_MUSTCHECK;
 
 /* pond_req_call sends body (copied) and calls fn with the reply. */
-int pond_req_call(pond_req *req, const void *body, size_t len,
-    int timeout_ms, pond_req_fn fn, void *arg) POND_MUSTCHECK;
+int pond_req_call(pond_req *req, const void *body, size_t len, int timeout_ms,
+                  pond_req_fn fn, void *arg) POND_MUSTCHECK;
 
 /* pond_req_close cancels calls in flight (their fn gets POND_ECLOSED) and
  * closes the socket. */

@@ -160,7 +160,8 @@ pond_time_parse_rfc3339(const char *s, pond_time *t)
 	    h > 23 || mi > 59 || sec > 60) {
 		return (POND_EINVAL);
 	}
-	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) {
+	if (mo == 2 && d == 29 &&
+	    !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) {
 		return (POND_EINVAL);
 	}
 	int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
@@ -186,12 +187,12 @@ pond_time_format_rfc3339(pond_time t, char *buf, size_t len)
 	gmtime_r(&tt, &tm);
 	if (usec == 0) {
 		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec);
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		         tm.tm_hour, tm.tm_min, tm.tm_sec);
 	} else {
 		snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
-		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		    tm.tm_min, tm.tm_sec, (long long)usec);
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		         tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)usec);
 	}
 	return (buf);
 }

@@ -30,8 +30,8 @@ config_parse_bool(const char *s, bool *out)
 }
 
 static int
-config_set(const pond_config_var *v, void *conf, const char *value,
-    char *err, size_t errlen)
+config_set(const pond_config_var *v, void *conf, const char *value, char *err,
+           size_t errlen)
 {
 	char *field = (char *)conf + v->offset;
 	char *end;
@@ -50,11 +50,12 @@ config_set(const pond_config_var *v, void *conf, const char *value,
 	case POND_CONFIG_INT:
 		errno = 0;
 		ll = strtoll(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0' || ll < v->min ||
-		    ll > v->max) {
+		if (errno != 0 || end == value || *end != '\0' ||
+		    ll < v->min || ll > v->max) {
 			snprintf(err, errlen,
-			    "%s: '%s' is not an integer in [%lld, %lld]", v->env,
-			    value, (long long)v->min, (long long)v->max);
+			         "%s: '%s' is not an integer in [%lld, %lld]",
+			         v->env, value, (long long)v->min,
+			         (long long)v->max);
 			return (POND_EINVAL);
 		}
 		*(int64_t *)field = ll;
@@ -62,7 +63,7 @@ config_set(const pond_config_var *v, void *conf, const char *value,
 	case POND_CONFIG_BOOL:
 		if (config_parse_bool(value, (bool *)field) != 0) {
 			snprintf(err, errlen, "%s: '%s' is not a boolean",
-			    v->env, value);
+			         v->env, value);
 			return (POND_EINVAL);
 		}
 		return (POND_OK);
@@ -71,8 +72,8 @@ config_set(const pond_config_var *v, void *conf, const char *value,
 }
 
 int
-pond_config_load(const pond_config_var *vars, size_t n, void *conf,
-    char *err, size_t errlen)
+pond_config_load(const pond_config_var *vars, size_t n, void *conf, char *err,
+                 size_t errlen)
 {
 	int rv;
 
@@ -81,7 +82,8 @@ pond_config_load(const pond_config_var *vars, size_t n, void *conf,
 		if (value == NULL) {
 			value = vars[i].def;
 		}
-		if ((rv = config_set(&vars[i], conf, value, err, errlen)) != 0) {
+		if ((rv = config_set(&vars[i], conf, value, err, errlen)) !=
+		    0) {
 			if (rv == POND_ENOMEM) {
 				snprintf(err, errlen, "out of memory");
 			}
@@ -95,9 +97,9 @@ void
 pond_config_usage(FILE *out, const pond_config_var *vars, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		fprintf(out, "  %-28s %s\n  %-28s (default: %s)\n", vars[i].env,
-		    vars[i].help, "",
-		    *vars[i].def != '\0' ? vars[i].def : "empty");
+		fprintf(out, "  %-28s %s\n  %-28s (default: %s)\n",
+		        vars[i].env, vars[i].help, "",
+		        *vars[i].def != '\0' ? vars[i].def : "empty");
 	}
 }
 
@@ -110,19 +112,22 @@ pond_config_log(const pond_config_var *vars, size_t n, const void *conf)
 		const char *field = (const char *)conf + vars[i].offset;
 		switch (vars[i].type) {
 		case POND_CONFIG_STR:
-			pond_log_info("config", "var=%s value=%s", vars[i].env,
-			    vars[i].secret
-			        ? "\"***\""
-			        : pond_log_quote(*(char *const *)field, quoted,
-			              sizeof(quoted)));
+			pond_log_info(
+			        "config", "var=%s value=%s", vars[i].env,
+			        vars[i].secret
+			                ? "\"***\""
+			                : pond_log_quote(*(char *const *)field,
+			                                 quoted,
+			                                 sizeof(quoted)));
 			break;
 		case POND_CONFIG_INT:
 			pond_log_info("config", "var=%s value=%lld",
-			    vars[i].env, (long long)*(const int64_t *)field);
+			              vars[i].env,
+			              (long long)*(const int64_t *)field);
 			break;
 		case POND_CONFIG_BOOL:
 			pond_log_info("config", "var=%s value=%s", vars[i].env,
-			    *(const bool *)field ? "true" : "false");
+			              *(const bool *)field ? "true" : "false");
 			break;
 		}
 	}
@@ -133,7 +138,8 @@ pond_config_free(const pond_config_var *vars, size_t n, void *conf)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (vars[i].type == POND_CONFIG_STR) {
-			char **field = (char **)((char *)conf + vars[i].offset);
+			char **field =
+			        (char **)((char *)conf + vars[i].offset);
 			free(*field);
 			*field = NULL;
 		}

@@ -39,24 +39,32 @@ typedef struct pond_config_var {
 	const char *help;
 } pond_config_var;
 
-#define POND_CONF_STR(env, type, field, def, help)                           \
-	{(env), POND_CONFIG_STR, offsetof(type, field), (def), 0, 0, false,   \
-	    (help)}
-#define POND_CONF_SECRET(env, type, field, def, help)                        \
-	{(env), POND_CONFIG_STR, offsetof(type, field), (def), 0, 0, true,    \
-	    (help)}
-#define POND_CONF_INT(env, type, field, def, min, max, help)                 \
-	{(env), POND_CONFIG_INT, offsetof(type, field), (def), (min), (max),  \
-	    false, (help)}
-#define POND_CONF_BOOL(env, type, field, def, help)                          \
-	{(env), POND_CONFIG_BOOL, offsetof(type, field), (def), 0, 0, false,  \
-	    (help)}
+#define POND_CONF_STR(env, type, field, def, help)                            \
+	{                                                                     \
+		(env), POND_CONFIG_STR, offsetof(type, field), (def), 0, 0,   \
+		        false, (help)                                         \
+	}
+#define POND_CONF_SECRET(env, type, field, def, help)                         \
+	{                                                                     \
+		(env), POND_CONFIG_STR, offsetof(type, field), (def), 0, 0,   \
+		        true, (help)                                          \
+	}
+#define POND_CONF_INT(env, type, field, def, min, max, help)                  \
+	{                                                                     \
+		(env), POND_CONFIG_INT, offsetof(type, field), (def), (min),  \
+		        (max), false, (help)                                  \
+	}
+#define POND_CONF_BOOL(env, type, field, def, help)                           \
+	{                                                                     \
+		(env), POND_CONFIG_BOOL, offsetof(type, field), (def), 0, 0,  \
+		        false, (help)                                         \
+	}
 
 /* pond_config_load fills conf from the environment, using defaults for
  * unset variables. On a bad value it writes "VAR: why" into err and returns
  * POND_EINVAL. */
 int pond_config_load(const pond_config_var *vars, size_t n, void *conf,
-    char *err, size_t errlen) POND_MUSTCHECK;
+                     char *err, size_t errlen) POND_MUSTCHECK;
 
 /* pond_config_usage prints one entry per variable: name, default, help. */
 void pond_config_usage(FILE *out, const pond_config_var *vars, size_t n);

@@ -37,8 +37,8 @@ struct pond_db {
 	pthread_cond_t cv;
 	pond_db_job *head; /* queued jobs, protected by mu */
 	pond_db_job *tail;
-	bool closing;		   /* protected by mu */
-	_Atomic size_t pending;	   /* queued + running + done not yet run */
+	bool closing;           /* protected by mu */
+	_Atomic size_t pending; /* queued + running + done not yet run */
 	_Atomic bool reachable;
 	pond_handoff handoff;
 	void (*closed)(void *);
@@ -50,7 +50,7 @@ int
 pond_pq_connect(PGconn **connp, const char *dsn, const char *app)
 {
 	const char *keys[] = {"dbname", "application_name", "connect_timeout",
-	    NULL};
+	                      NULL};
 	const char *vals[] = {dsn, app != NULL ? app : "pond", "5", NULL};
 	PGconn *conn;
 
@@ -62,15 +62,16 @@ pond_pq_connect(PGconn **connp, const char *dsn, const char *app)
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char msg[256];
 		pond_log_warn("db_connect_failed", "error=%s",
-		    pond_log_quote(PQerrorMessage(conn), msg, sizeof(msg)));
+		              pond_log_quote(PQerrorMessage(conn), msg,
+		                             sizeof(msg)));
 		PQfinish(conn);
 		return (POND_EDB);
 	}
 	/* A session left idle inside a transaction would pin the hot small
 	 * tables (stream_heads, cursors) against vacuum; cap it. */
-	PGresult *res = PQexec(conn,
-	    "SET idle_in_transaction_session_timeout = '60s';"
-	    "SET TIME ZONE 'UTC'");
+	PGresult *res =
+	        PQexec(conn, "SET idle_in_transaction_session_timeout = '60s';"
+	                     "SET TIME ZONE 'UTC'");
 	int rv = pond_pq_check(conn, res, "session_setup");
 	PQclear(res);
 	if (rv != 0) {
@@ -89,7 +90,8 @@ pond_pq_check(PGconn *conn, const PGresult *res, const char *what)
 
 	if (res == NULL) {
 		pond_log_error("db_error", "what=%s error=%s", what,
-		    pond_log_quote(PQerrorMessage(conn), msg, sizeof(msg)));
+		               pond_log_quote(PQerrorMessage(conn), msg,
+		                              sizeof(msg)));
 		return (POND_EDB);
 	}
 	switch (PQresultStatus(res)) {
@@ -107,12 +109,12 @@ pond_pq_check(PGconn *conn, const PGresult *res, const char *what)
 	}
 	if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0) {
 		pond_log_info("db_conflict", "what=%s sqlstate=%s", what,
-		    state);
+		              state);
 		return (POND_ECONFLICT);
 	}
-	pond_log_error("db_error", "what=%s sqlstate=%s error=%s", what,
-	    state,
-	    pond_log_quote(PQresultErrorMessage(res), msg, sizeof(msg)));
+	pond_log_error(
+	        "db_error", "what=%s sqlstate=%s error=%s", what, state,
+	        pond_log_quote(PQresultErrorMessage(res), msg, sizeof(msg)));
 	if (strcmp(state, "23505") == 0) {
 		return (POND_EEXIST);
 	}
@@ -130,10 +132,11 @@ pond_pq_exec(PGconn *conn, const char *sql)
 
 int
 pond_pq_query_bin(PGconn *conn, PGresult **resp, const char *sql, int n,
-    const char *const *values, const int *lengths, const int *formats)
+                  const char *const *values, const int *lengths,
+                  const int *formats)
 {
 	PGresult *res =
-	    PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
+	        PQexecParams(conn, sql, n, NULL, values, lengths, formats, 0);
 	int rv = pond_pq_check(conn, res, sql);
 
 	if (rv != 0) {
@@ -150,7 +153,7 @@ pond_pq_query_bin(PGconn *conn, PGresult **resp, const char *sql, int n,
 
 int
 pond_pq_query(PGconn *conn, PGresult **resp, const char *sql, int n,
-    const char *const *values)
+              const char *const *values)
 {
 	return (pond_pq_query_bin(conn, resp, sql, n, values, NULL, NULL));
 }
@@ -254,8 +257,8 @@ db_thread(void *arg)
 			 * did not (a bug or a broken connection) must not leak
 			 * its locks into the next job. */
 			pond_pq_rollback(conn);
-			atomic_store(
-			    &db->reachable, PQstatus(conn) == CONNECTION_OK);
+			atomic_store(&db->reachable,
+			             PQstatus(conn) == CONNECTION_OK);
 		}
 		pond_handoff_post(&db->handoff, &job->task, db_job_done);
 	}
@@ -267,7 +270,7 @@ db_thread(void *arg)
 
 int
 pond_db_open(pond_db **dbp, uv_loop_t *loop, const char *dsn, int nconns,
-    const char *app)
+             const char *app)
 {
 	pond_db *db;
 	int rv = POND_ENOMEM;
@@ -284,7 +287,7 @@ pond_db_open(pond_db **dbp, uv_loop_t *loop, const char *dsn, int nconns,
 	if ((db->dsn = strdup(dsn)) == NULL ||
 	    (db->app = strdup(app != NULL ? app : "pond")) == NULL ||
 	    (db->threads = calloc((size_t)nconns, sizeof(pthread_t))) ==
-	        NULL) {
+	            NULL) {
 		goto err;
 	}
 	if (pthread_mutex_init(&db->mu, NULL) != 0) {
@@ -296,7 +299,8 @@ pond_db_open(pond_db **dbp, uv_loop_t *loop, const char *dsn, int nconns,
 	}
 	rv = 0;
 	for (int i = 0; i < nconns; i++) {
-		if (pthread_create(&db->threads[i], NULL, db_thread, db) != 0) {
+		if (pthread_create(&db->threads[i], NULL, db_thread, db) !=
+		    0) {
 			goto err_threads;
 		}
 		db->nthreads++;
@@ -331,7 +335,7 @@ err:
 
 int
 pond_db_submit(pond_db *db, pond_db_work_fn work, pond_db_done_fn done,
-    void *arg)
+               void *arg)
 {
 	pond_db_job *job;
 

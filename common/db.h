@@ -40,12 +40,12 @@ typedef void (*pond_db_done_fn)(int rv, void *arg);
  * application_name app. Connections are made lazily and retried; open
  * itself does not fail when the store is down. */
 int pond_db_open(pond_db **dbp, uv_loop_t *loop, const char *dsn, int nconns,
-    const char *app) POND_MUSTCHECK;
+                 const char *app) POND_MUSTCHECK;
 
 /* pond_db_submit queues a job. After pond_db_close has begun it returns
  * POND_ECLOSED and done is never called. */
 int pond_db_submit(pond_db *db, pond_db_work_fn work, pond_db_done_fn done,
-    void *arg) POND_MUSTCHECK;
+                   void *arg) POND_MUSTCHECK;
 
 /* pond_db_close lets queued jobs finish (their done callbacks run), stops
  * the threads, closes the connections, then calls closed on the loop. */
@@ -60,8 +60,8 @@ bool pond_db_reachable(pond_db *db);
 
 /* pond_pq_connect opens a blocking connection (CLI, pool threads) with
  * statement settings every Pond session uses. */
-int pond_pq_connect(PGconn **connp, const char *dsn, const char *app)
-        POND_MUSTCHECK;
+int pond_pq_connect(PGconn **connp, const char *dsn,
+                    const char *app) POND_MUSTCHECK;
 
 /* pond_pq_exec runs sql without parameters and discards the result. */
 int pond_pq_exec(PGconn *conn, const char *sql) POND_MUSTCHECK;
@@ -69,13 +69,13 @@ int pond_pq_exec(PGconn *conn, const char *sql) POND_MUSTCHECK;
 /* pond_pq_query runs sql with n text parameters (NULL values are SQL NULL);
  * on success *resp holds the result, to be PQclear'ed. */
 int pond_pq_query(PGconn *conn, PGresult **resp, const char *sql, int n,
-    const char *const *values) POND_MUSTCHECK;
+                  const char *const *values) POND_MUSTCHECK;
 
 /* pond_pq_query_bin is pond_pq_query with explicit lengths and formats
  * (1 = binary) per parameter. */
 int pond_pq_query_bin(PGconn *conn, PGresult **resp, const char *sql, int n,
-    const char *const *values, const int *lengths, const int *formats)
-        POND_MUSTCHECK;
+                      const char *const *values, const int *lengths,
+                      const int *formats) POND_MUSTCHECK;
 
 /* pond_pq_check maps a result's status to a pond_err, logging failures
  * with what; it does not PQclear. */

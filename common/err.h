@@ -14,18 +14,18 @@
 
 typedef enum pond_err {
 	POND_OK = 0,
-	POND_ENOMEM,	/* out of memory */
-	POND_EINVAL,	/* bad argument or bad input */
-	POND_ENOENT,	/* no such thing */
-	POND_EEXIST,	/* already exists */
-	POND_EDB,	/* the store failed or is unreachable */
+	POND_ENOMEM,    /* out of memory */
+	POND_EINVAL,    /* bad argument or bad input */
+	POND_ENOENT,    /* no such thing */
+	POND_EEXIST,    /* already exists */
+	POND_EDB,       /* the store failed or is unreachable */
 	POND_ECONFLICT, /* serialization failure or deadlock: retry */
-	POND_EBUS,	/* NNG failed */
-	POND_EIO,	/* system call failed */
+	POND_EBUS,      /* NNG failed */
+	POND_EIO,       /* system call failed */
 	POND_ETIMEDOUT, /* timed out */
-	POND_ECLOSED,	/* shutting down or closed */
-	POND_ETOOBIG,	/* over a size or count limit */
-	POND_EAUTH,	/* missing or unknown credentials */
+	POND_ECLOSED,   /* shutting down or closed */
+	POND_ETOOBIG,   /* over a size or count limit */
+	POND_EAUTH,     /* missing or unknown credentials */
 } pond_err;
 
 /* pond_strerror returns a static description of err. */

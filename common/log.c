@@ -48,12 +48,14 @@ pond__log(int level, const char *event, const char *fmt, ...)
 	 * for people reading what happened when. */
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	pond_time_format_rfc3339(pond_time_from_parts(now.tv_sec,
-	                                 (int32_t)now.tv_nsec),
-	    ts, sizeof(ts));
+	pond_time_format_rfc3339(
+	        pond_time_from_parts(now.tv_sec, (int32_t)now.tv_nsec), ts,
+	        sizeof(ts));
 	n = snprintf(line, sizeof(line), "ts=%s level=%s svc=%s event=%s", ts,
-	    level_names[level < 0 ? 0 : level > 3 ? 3 : level], log_service,
-	    event);
+	             level_names[level < 0   ? 0
+	                         : level > 3 ? 3
+	                                     : level],
+	             log_service, event);
 	if (n < 0) {
 		return;
 	}

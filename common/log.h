@@ -23,11 +23,11 @@ typedef enum pond_log_level {
 
 extern int pond_log_threshold;
 
-#define pond_log(level, event, ...)                                         \
-	do {                                                                 \
-		if ((int)(level) <= pond_log_threshold) {                    \
-			pond__log((level), (event), __VA_ARGS__);            \
-		}                                                            \
+#define pond_log(level, event, ...)                                           \
+	do {                                                                  \
+		if ((int)(level) <= pond_log_threshold) {                     \
+			pond__log((level), (event), __VA_ARGS__);             \
+		}                                                             \
 	} while (0)
 
 #define pond_log_error(event, ...) pond_log(POND_LOG_ERROR, event, __VA_ARGS__)

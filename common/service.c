@@ -39,57 +39,63 @@ typedef struct service_state {
 
 static service_state service;
 
-#define COMMON_VAR(env, t, field, def, min, max, secret, help)               \
-	(pond_config_var)                                                    \
-	{                                                                    \
-		(env), (t), offsetof(pond_service_config, field), (def),     \
-		    (min), (max), (secret), (help)                           \
+#define COMMON_VAR(env, t, field, def, min, max, secret, help)                \
+	(pond_config_var)                                                     \
+	{                                                                     \
+		(env), (t), offsetof(pond_service_config, field), (def),      \
+		        (min), (max), (secret), (help)                        \
 	}
 
 static void
 service_build_vars(const pond_service_def *def)
 {
 	snprintf(service.port_default, sizeof(service.port_default), "%u",
-	    def->http_port);
+	         def->http_port);
 	snprintf(service.conns_default, sizeof(service.conns_default), "%d",
-	    def->db_conns > 0 ? def->db_conns : 4);
-	service.common_vars[0] = COMMON_VAR("POND_DSN", POND_CONFIG_STR, dsn,
-	    "host=/var/run/postgresql dbname=pond", 0, 0, true,
-	    "libpq connection string of the store");
-	service.common_vars[1] = COMMON_VAR("POND_HTTP_ADDR", POND_CONFIG_STR,
-	    http_addr, "0.0.0.0", 0, 0, false,
-	    "address for HTTP (/healthz, /metrics and the API)");
-	service.common_vars[2] = COMMON_VAR("POND_HTTP_PORT", POND_CONFIG_INT,
-	    http_port, service.port_default, 0, 65535, false,
-	    "HTTP port (0 picks a free one)");
-	service.common_vars[3] = COMMON_VAR("POND_DB_CONNS", POND_CONFIG_INT,
-	    db_conns, service.conns_default, 1, 64, false,
-	    "store connections (one worker thread each)");
-	service.common_vars[4] = COMMON_VAR("POND_LOG_LEVEL", POND_CONFIG_STR,
-	    log_level, "info", 0, 0, false, "error, warn, info or debug");
-	service.common_vars[5] = COMMON_VAR("POND_TZ", POND_CONFIG_STR, tz,
-	    "Asia/Shanghai", 0, 0, false,
-	    "business time zone for day and week boundaries");
-	service.common_vars[6] = COMMON_VAR("POND_TEST_CLOCK", POND_CONFIG_STR,
-	    test_clock, "", 0, 0, false,
-	    "tests only: file holding the current time (RFC 3339)");
+	         def->db_conns > 0 ? def->db_conns : 4);
+	service.common_vars[0] =
+	        COMMON_VAR("POND_DSN", POND_CONFIG_STR, dsn,
+	                   "host=/var/run/postgresql dbname=pond", 0, 0, true,
+	                   "libpq connection string of the store");
+	service.common_vars[1] = COMMON_VAR(
+	        "POND_HTTP_ADDR", POND_CONFIG_STR, http_addr, "0.0.0.0", 0, 0,
+	        false, "address for HTTP (/healthz, /metrics and the API)");
+	service.common_vars[2] =
+	        COMMON_VAR("POND_HTTP_PORT", POND_CONFIG_INT, http_port,
+	                   service.port_default, 0, 65535, false,
+	                   "HTTP port (0 picks a free one)");
+	service.common_vars[3] =
+	        COMMON_VAR("POND_DB_CONNS", POND_CONFIG_INT, db_conns,
+	                   service.conns_default, 1, 64, false,
+	                   "store connections (one worker thread each)");
+	service.common_vars[4] =
+	        COMMON_VAR("POND_LOG_LEVEL", POND_CONFIG_STR, log_level,
+	                   "info", 0, 0, false, "error, warn, info or debug");
+	service.common_vars[5] = COMMON_VAR(
+	        "POND_TZ", POND_CONFIG_STR, tz, "Asia/Shanghai", 0, 0, false,
+	        "business time zone for day and week boundaries");
+	service.common_vars[6] = COMMON_VAR(
+	        "POND_TEST_CLOCK", POND_CONFIG_STR, test_clock, "", 0, 0,
+	        false, "tests only: file holding the current time (RFC 3339)");
 }
 
 static void
 service_usage(const pond_service_def *def, FILE *out)
 {
 	fprintf(out,
-	    "usage: pond-%s [--help]\n\n%s\n\n"
-	    "Configuration is read from the environment:\n\n",
-	    def->name, def->summary);
+	        "usage: pond-%s [--help]\n\n%s\n\n"
+	        "Configuration is read from the environment:\n\n",
+	        def->name, def->summary);
 	pond_config_usage(out, service.common_vars,
-	    sizeof(service.common_vars) / sizeof(service.common_vars[0]));
+	                  sizeof(service.common_vars) /
+	                          sizeof(service.common_vars[0]));
 	if (def->nvars > 0) {
 		pond_config_usage(out, def->vars, def->nvars);
 	}
 }
 
-/* --- /healthz and /metrics ------------------------------------------------- */
+/* --- /healthz and /metrics -------------------------------------------------
+ */
 
 typedef struct health_check {
 	pond_http_req *req;
@@ -111,13 +117,14 @@ health_done(int rv, void *arg)
 
 	if (rv != 0) {
 		pond_http_reply_error(hc->req, 503, "store_unreachable",
-		    "the store does not answer: %s", pond_strerror(rv));
+		                      "the store does not answer: %s",
+		                      pond_strerror(rv));
 	} else if (svc->def->healthy != NULL &&
 	           !svc->def->healthy(svc, why, sizeof(why))) {
 		pond_http_reply_error(hc->req, 503, "unhealthy", "%s", why);
 	} else {
 		json_t *ok = json_pack("{s:s, s:s}", "status", "ok", "service",
-		    svc->def->name);
+		                       svc->def->name);
 		pond_http_reply_json(hc->req, 200, ok);
 	}
 	free(hc);
@@ -135,7 +142,7 @@ service_healthz(pond_http_req *req, void *arg)
 	}
 	if (!service.started) {
 		pond_http_reply_error(req, 503, "starting",
-		    "waiting for the store and the schema");
+		                      "waiting for the store and the schema");
 		return;
 	}
 	if ((hc = calloc(1, sizeof(*hc))) == NULL) {
@@ -161,11 +168,12 @@ service_metrics(pond_http_req *req, void *arg)
 		return;
 	}
 	pond_http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    text, len);
+	                text, len);
 	free(text);
 }
 
-/* --- start-up --------------------------------------------------------------- */
+/* --- start-up ---------------------------------------------------------------
+ */
 
 static int
 startup_work(PGconn *conn, void *arg)
@@ -192,22 +200,23 @@ startup_done(int rv, void *arg)
 	}
 	if (rv != 0) {
 		pond_log_warn("waiting_for_store", "error=\"%s\" hint=%s",
-		    pond_strerror(rv),
-		    rv == POND_ENOENT ? "run_pond_migrate" : "check_POND_DSN");
+		              pond_strerror(rv),
+		              rv == POND_ENOENT ? "run_pond_migrate"
+		                                : "check_POND_DSN");
 		uv_timer_start(&service.retry, service_try_start, 1000, 0);
 		return;
 	}
 	svc->conf.partitions = service.nparts;
 	if ((srv = svc->def->start(svc)) != 0) {
 		pond_log_error("start_failed", "error=\"%s\"",
-		    pond_strerror(srv));
+		               pond_strerror(srv));
 		service.exit_code = 1;
 		pond_service_stopped(svc);
 		return;
 	}
 	service.started = true;
 	pond_log_info("started", "partitions=%" PRIu32 " http_port=%u",
-	    service.nparts, pond_http_port(svc->http));
+	              service.nparts, pond_http_port(svc->http));
 }
 
 static void
@@ -215,12 +224,13 @@ service_try_start(uv_timer_t *timer)
 {
 	(void)timer;
 	if (pond_db_submit(service.svc.db, startup_work, startup_done,
-	        &service.nparts) != 0) {
+	                   &service.nparts) != 0) {
 		pond_service_stopped(&service.svc);
 	}
 }
 
-/* --- shutdown ------------------------------------------------------------------ */
+/* --- shutdown
+ * ------------------------------------------------------------------ */
 
 static void
 service_signal(uv_signal_t *sig, int signum)
@@ -230,7 +240,7 @@ service_signal(uv_signal_t *sig, int signum)
 	(void)sig;
 	if (service.stop_requested) {
 		pond_log_warn("signal_again", "signal=%d note=%s", signum,
-		    "already stopping");
+		              "already stopping");
 		return;
 	}
 	service.stop_requested = true;
@@ -280,7 +290,8 @@ pond_service_stopped(pond_service *svc)
 	pond_http_stop(svc->http, service_http_stopped, svc);
 }
 
-/* --- main ------------------------------------------------------------------------ */
+/* --- main
+ * ------------------------------------------------------------------------ */
 
 static int
 service_open(pond_service *svc)
@@ -290,14 +301,15 @@ service_open(pond_service *svc)
 	if ((rv = pond_metrics_create(&svc->metrics)) != 0 ||
 	    (rv = pond_bus_open(&svc->bus, svc->loop)) != 0 ||
 	    (rv = pond_db_open(&svc->db, svc->loop, svc->conf.dsn,
-	         (int)svc->conf.db_conns, svc->def->name)) != 0 ||
+	                       (int)svc->conf.db_conns, svc->def->name)) !=
+	            0 ||
 	    (rv = pond_http_start(&svc->http, svc->loop, svc->conf.http_addr,
-	         (uint16_t)svc->conf.http_port, 4u << 20, svc->metrics)) !=
-	        0 ||
+	                          (uint16_t)svc->conf.http_port, 4u << 20,
+	                          svc->metrics)) != 0 ||
 	    (rv = pond_http_route(svc->http, "GET", "/healthz", false,
-	         service_healthz, svc)) != 0 ||
+	                          service_healthz, svc)) != 0 ||
 	    (rv = pond_http_route(svc->http, "GET", "/metrics", false,
-	         service_metrics, svc)) != 0) {
+	                          service_metrics, svc)) != 0) {
 		return (rv);
 	}
 	return (POND_OK);
@@ -308,7 +320,7 @@ pond_service_main(const pond_service_def *def, int argc, char **argv)
 {
 	pond_service *svc = &service.svc;
 	size_t ncommon =
-	    sizeof(service.common_vars) / sizeof(service.common_vars[0]);
+	        sizeof(service.common_vars) / sizeof(service.common_vars[0]);
 	char err[256];
 	int rv;
 
@@ -319,24 +331,25 @@ pond_service_main(const pond_service_def *def, int argc, char **argv)
 			service_usage(def, stdout);
 			return (0);
 		}
-		fprintf(stderr, "pond-%s: unknown argument '%s'\n\n", def->name,
-		    argv[i]);
+		fprintf(stderr, "pond-%s: unknown argument '%s'\n\n",
+		        def->name, argv[i]);
 		service_usage(def, stderr);
 		return (2);
 	}
 	svc->def = def;
 	svc->ctx = def->ctx;
 	if (pond_config_load(service.common_vars, ncommon, &svc->conf, err,
-	        sizeof(err)) != 0 ||
+	                     sizeof(err)) != 0 ||
 	    (def->nvars > 0 &&
-	        pond_config_load(def->vars, def->nvars, def->conf, err,
-	            sizeof(err)) != 0)) {
+	     pond_config_load(def->vars, def->nvars, def->conf, err,
+	                      sizeof(err)) != 0)) {
 		fprintf(stderr, "pond-%s: %s\n", def->name, err);
 		return (2);
 	}
 	if (pond_log_init(def->name, svc->conf.log_level) != 0) {
-		fprintf(stderr, "pond-%s: POND_LOG_LEVEL: unknown level '%s'\n",
-		    def->name, svc->conf.log_level);
+		fprintf(stderr,
+		        "pond-%s: POND_LOG_LEVEL: unknown level '%s'\n",
+		        def->name, svc->conf.log_level);
 		return (2);
 	}
 	if (*svc->conf.test_clock != '\0') {
@@ -354,13 +367,15 @@ pond_service_main(const pond_service_def *def, int argc, char **argv)
 	uv_signal_start(&service.sigterm, service_signal, SIGTERM);
 	uv_signal_start(&service.sigint, service_signal, SIGINT);
 	if ((rv = service_open(svc)) != 0) {
-		pond_log_error("open_failed", "error=\"%s\"", pond_strerror(rv));
+		pond_log_error("open_failed", "error=\"%s\"",
+		               pond_strerror(rv));
 		return (1);
 	}
 	service_try_start(&service.retry);
 	uv_run(svc->loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(svc->loop) != 0) {
-		pond_log_warn("loop_not_empty", "note=%s", "handles left open");
+		pond_log_warn("loop_not_empty", "note=%s",
+		              "handles left open");
 	}
 	pond_config_free(def->vars, def->nvars, def->conf);
 	pond_config_free(service.common_vars, ncommon, &svc->conf);

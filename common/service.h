@@ -28,12 +28,12 @@
 
 /* pond_service_config holds the variables every service reads. */
 typedef struct pond_service_config {
-	char *dsn;	    /* POND_DSN */
+	char *dsn;          /* POND_DSN */
 	char *http_addr;    /* POND_HTTP_ADDR */
 	int64_t http_port;  /* POND_HTTP_PORT */
 	int64_t db_conns;   /* POND_DB_CONNS */
 	char *log_level;    /* POND_LOG_LEVEL */
-	char *tz;	    /* POND_TZ */
+	char *tz;           /* POND_TZ */
 	char *test_clock;   /* POND_TEST_CLOCK */
 	int64_t partitions; /* read from the store at start */
 } pond_service_config;
@@ -44,7 +44,7 @@ typedef struct pond_service_def {
 	const char *name;    /* "ingest": logs, metrics prefix, app name */
 	const char *summary; /* one line for --help */
 	uint16_t http_port;  /* default POND_HTTP_PORT */
-	int db_conns;	     /* default POND_DB_CONNS */
+	int db_conns;        /* default POND_DB_CONNS */
 	const pond_config_var *vars; /* the service's own variables */
 	size_t nvars;
 	void *conf; /* where vars' offsets point */

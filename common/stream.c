@@ -56,9 +56,10 @@ pond_stream_partitions(PGconn *conn, const char *stream, uint32_t *nparts)
 	PGresult *res;
 	int rv;
 
-	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT count(*) FROM stream_heads WHERE stream = $1", 1,
-	         params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT count(*) FROM stream_heads WHERE stream = $1", 1,
+	             params)) != 0) {
 		return (rv);
 	}
 	*nparts = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
@@ -82,7 +83,8 @@ stream_int_array(const uint32_t *counts, uint32_t nparts, bool values)
 			continue;
 		}
 		o += (size_t)snprintf(buf + o, cap - o, "%s%" PRIu32,
-		    o > 1 ? "," : "", values ? counts[p] : p);
+		                      o > 1 ? "," : "",
+		                      values ? counts[p] : p);
 	}
 	buf[o++] = '}';
 	buf[o] = '\0';
@@ -91,7 +93,7 @@ stream_int_array(const uint32_t *counts, uint32_t nparts, bool values)
 
 int
 pond_stream_reserve(PGconn *conn, const char *stream, const uint32_t *counts,
-    uint32_t nparts, int64_t *first_seq)
+                    uint32_t nparts, int64_t *first_seq)
 {
 	char *parts = stream_int_array(counts, nparts, false);
 	char *ns = stream_int_array(counts, nparts, true);
@@ -104,23 +106,26 @@ pond_stream_reserve(PGconn *conn, const char *stream, const uint32_t *counts,
 	const char *params[] = {stream, parts, ns};
 	/* Lock the heads in ascending partition order first: two writers that
 	 * share partitions then queue instead of deadlocking. */
-	if ((rv = pond_pq_query(conn, NULL,
-	         "SELECT head FROM stream_heads WHERE stream = $1 "
-	         "AND partition = ANY($2::int[]) ORDER BY partition "
-	         "FOR UPDATE",
-	         2, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, NULL,
+	             "SELECT head FROM stream_heads WHERE stream = $1 "
+	             "AND partition = ANY($2::int[]) ORDER BY partition "
+	             "FOR UPDATE",
+	             2, params)) != 0) {
 		goto out;
 	}
-	if ((rv = pond_pq_query(conn, &res,
-	         "UPDATE stream_heads h SET head = h.head + c.n "
-	         "FROM unnest($2::int[], $3::bigint[]) AS c(p, n) "
-	         "WHERE h.stream = $1 AND h.partition = c.p "
-	         "RETURNING h.partition, h.head, c.n",
-	         3, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "UPDATE stream_heads h SET head = h.head + c.n "
+	             "FROM unnest($2::int[], $3::bigint[]) AS c(p, n) "
+	             "WHERE h.stream = $1 AND h.partition = c.p "
+	             "RETURNING h.partition, h.head, c.n",
+	             3, params)) != 0) {
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
-		uint32_t p = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+		uint32_t p =
+		        (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
 		int64_t head = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		int64_t n = strtoll(PQgetvalue(res, i, 2), NULL, 10);
 		if (p < nparts) {
@@ -130,7 +135,8 @@ pond_stream_reserve(PGconn *conn, const char *stream, const uint32_t *counts,
 	for (uint32_t p = 0; p < nparts; p++) {
 		if (counts[p] != 0 && first_seq[p] <= 0) {
 			pond_log_error("stream_reserve_missing",
-			    "stream=%s partition=%" PRIu32, stream, p);
+			               "stream=%s partition=%" PRIu32, stream,
+			               p);
 			rv = POND_ENOENT;
 			goto out;
 		}
@@ -145,14 +151,14 @@ out:
 
 void
 pond_stream_topic(char *buf, size_t len, const char *stream,
-    uint32_t partition)
+                  uint32_t partition)
 {
 	snprintf(buf, len, "%s/%" PRIu32 "\n", stream, partition);
 }
 
 int
 pond_stream_announce(pond_pub *pub, const char *stream, uint32_t partition,
-    int64_t seq, const void *payload, size_t len)
+                     int64_t seq, const void *payload, size_t len)
 {
 	Pond__StreamRecord rec = POND__STREAM_RECORD__INIT;
 	uint8_t stackbuf[4096];
@@ -179,7 +185,8 @@ pond_stream_announce(pond_pub *pub, const char *stream, uint32_t partition,
 	return (rv);
 }
 
-/* --- consumer --------------------------------------------------------------- */
+/* --- consumer ---------------------------------------------------------------
+ */
 
 typedef struct live_rec {
 	int64_t seq;
@@ -193,7 +200,7 @@ typedef struct consumer_part {
 	bool busy;
 	bool stale;
 	int64_t cursor; /* -1 until known */
-	int64_t head;	/* highest seq known to exist */
+	int64_t head;   /* highest seq known to exist */
 	live_rec *live;
 	size_t nlive;
 	size_t caplive;
@@ -222,7 +229,7 @@ struct pond_consumer {
 	uint32_t nparts; /* 0 until the first lock job */
 	consumer_part *parts;
 	int member_slot; /* -1 until registered */
-	int jobs;	 /* jobs in flight, all kinds */
+	int jobs;        /* jobs in flight, all kinds */
 	bool lock_busy;
 	bool poll_busy;
 	pond_time last_rebalance;
@@ -261,7 +268,7 @@ part_drop_applied(consumer_part *part)
 		skip++;
 	}
 	memmove(part->live, part->live + skip,
-	    (part->nlive - skip) * sizeof(live_rec));
+	        (part->nlive - skip) * sizeof(live_rec));
 	part->nlive -= skip;
 	if (part->nlive > 0 && part->live[0].seq != part->cursor + 1) {
 		part_clear_live(part);
@@ -269,7 +276,8 @@ part_drop_applied(consumer_part *part)
 	}
 }
 
-/* --- apply job ---------------------------------------------------------------- */
+/* --- apply job
+ * ---------------------------------------------------------------- */
 
 typedef struct apply_job {
 	pond_consumer *c;
@@ -277,7 +285,7 @@ typedef struct apply_job {
 	live_rec *live; /* taken from the partition, freed by the job's done */
 	size_t nlive;
 	int64_t cursor; /* out: cursor after the job */
-	bool more;	/* out: a full batch was read; read again */
+	bool more;      /* out: a full batch was read; read again */
 	bool from_table;
 	size_t applied;
 } apply_job;
@@ -293,22 +301,24 @@ be64_at(const char *p)
 
 static int
 apply_lock_cursor(PGconn *conn, pond_consumer *c, const char *part,
-    int64_t *cursor)
+                  int64_t *cursor)
 {
 	const char *params[] = {c->conf.name, c->conf.stream, part};
 	PGresult *res;
 	int rv;
 
 	if ((rv = pond_pq_query(conn, NULL,
-	         "INSERT INTO consumer_cursors (consumer, stream, partition) "
-	         "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-	         3, params)) != 0) {
+	                        "INSERT INTO consumer_cursors (consumer, "
+	                        "stream, partition) "
+	                        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	                        3, params)) != 0) {
 		return (rv);
 	}
-	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT seq FROM consumer_cursors WHERE consumer = $1 "
-	         "AND stream = $2 AND partition = $3 FOR UPDATE",
-	         3, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT seq FROM consumer_cursors WHERE consumer = $1 "
+	             "AND stream = $2 AND partition = $3 FOR UPDATE",
+	             3, params)) != 0) {
 		return (rv);
 	}
 	*cursor = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -318,7 +328,7 @@ apply_lock_cursor(PGconn *conn, pond_consumer *c, const char *part,
 
 static int
 apply_read_table(PGconn *conn, pond_consumer *c, const char *part,
-    int64_t cursor, PGresult **resp)
+                 int64_t cursor, PGresult **resp)
 {
 	char sql[256], from[24], limit[16];
 	const char *params[] = {part, from, limit};
@@ -328,11 +338,12 @@ apply_read_table(PGconn *conn, pond_consumer *c, const char *part,
 	/* The table name comes from the service's own config, never from
 	 * input; it is checked to be an identifier at start. */
 	snprintf(sql, sizeof(sql),
-	    "SELECT seq, payload FROM %s WHERE partition = $1 AND seq > $2 "
-	    "ORDER BY seq LIMIT $3",
-	    c->table);
+	         "SELECT seq, payload FROM %s WHERE partition = $1 AND seq > "
+	         "$2 "
+	         "ORDER BY seq LIMIT $3",
+	         c->table);
 	PGresult *res =
-	    PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 1);
+	        PQexecParams(conn, sql, 3, NULL, params, NULL, NULL, 1);
 	int rv = pond_pq_check(conn, res, "consumer_read");
 	if (rv != 0) {
 		PQclear(res);
@@ -366,13 +377,14 @@ apply_work(PGconn *conn, void *arg)
 			goto out;
 		}
 		for (; n < job->nlive; n++) {
-			recs[n] = (pond_record){job->partition,
-			    job->live[n].seq, job->live[n].payload,
-			    job->live[n].len};
+			recs[n] = (pond_record){
+			        job->partition, job->live[n].seq,
+			        job->live[n].payload, job->live[n].len};
 		}
 	} else {
 		job->from_table = true;
-		if ((rv = apply_read_table(conn, c, part, cursor, &res)) != 0) {
+		if ((rv = apply_read_table(conn, c, part, cursor, &res)) !=
+		    0) {
 			goto out;
 		}
 		int rows = PQntuples(res);
@@ -387,15 +399,17 @@ apply_work(PGconn *conn, void *arg)
 			int64_t seq = be64_at(PQgetvalue(res, i, 0));
 			if (seq != cursor + 1 + (int64_t)n) {
 				pond_log_error("consumer_gap_in_table",
-				    "consumer=%s partition=%s expected=%" PRId64
-				    " got=%" PRId64,
-				    c->conf.name, part,
-				    cursor + 1 + (int64_t)n, seq);
+				               "consumer=%s partition=%s "
+				               "expected=%" PRId64
+				               " got=%" PRId64,
+				               c->conf.name, part,
+				               cursor + 1 + (int64_t)n, seq);
 				break;
 			}
-			recs[n++] = (pond_record){job->partition, seq,
-			    (const uint8_t *)PQgetvalue(res, i, 1),
-			    (size_t)PQgetlength(res, i, 1)};
+			recs[n++] = (pond_record){
+			        job->partition, seq,
+			        (const uint8_t *)PQgetvalue(res, i, 1),
+			        (size_t)PQgetlength(res, i, 1)};
 		}
 		job->more = rows == (int)c->conf.batch;
 	}
@@ -408,10 +422,12 @@ apply_work(PGconn *conn, void *arg)
 	}
 	snprintf(seqbuf, sizeof(seqbuf), "%" PRId64, recs[n - 1].seq);
 	const char *params[] = {c->conf.name, c->conf.stream, part, seqbuf};
-	if ((rv = pond_pq_query(conn, NULL,
-	         "UPDATE consumer_cursors SET seq = $4, updated_at = now() "
-	         "WHERE consumer = $1 AND stream = $2 AND partition = $3",
-	         4, params)) != 0 ||
+	if ((rv = pond_pq_query(
+	             conn, NULL,
+	             "UPDATE consumer_cursors SET seq = $4, updated_at = "
+	             "now() "
+	             "WHERE consumer = $1 AND stream = $2 AND partition = $3",
+	             4, params)) != 0 ||
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto out;
 	}
@@ -447,8 +463,8 @@ apply_done(int rv, void *arg)
 		pond_counter_add(&c->counters.applied, job->applied);
 		if (job->applied > 0) {
 			pond_counter_inc(job->from_table
-			                     ? &c->counters.batches_table
-			                     : &c->counters.batches_live);
+			                         ? &c->counters.batches_table
+			                         : &c->counters.batches_live);
 		}
 		part->stale = job->more;
 		part_drop_applied(part);
@@ -457,8 +473,8 @@ apply_done(int rv, void *arg)
 		 * a store that is down. */
 		pond_counter_inc(&c->counters.apply_errors);
 		pond_log_warn("consumer_apply_failed",
-		    "consumer=%s partition=%" PRIu32 " error=\"%s\"",
-		    c->conf.name, job->partition, pond_strerror(rv));
+		              "consumer=%s partition=%" PRIu32 " error=\"%s\"",
+		              c->conf.name, job->partition, pond_strerror(rv));
 		part_clear_live(part);
 		part->stale = false;
 	}
@@ -509,7 +525,8 @@ consumer_kick(pond_consumer *c, consumer_part *part)
 	c->jobs++;
 }
 
-/* --- live records from SUB ------------------------------------------------------ */
+/* --- live records from SUB
+ * ------------------------------------------------------ */
 
 static void
 consumer_heard(const uint8_t *msg, size_t len, void *arg)
@@ -527,8 +544,8 @@ consumer_heard(const uint8_t *msg, size_t len, void *arg)
 	nl++;
 	rec = pond__stream_record__unpack(NULL, len - (size_t)(nl - msg), nl);
 	if (rec == NULL) {
-		pond_log_warn("consumer_bad_announcement", "consumer=%s len=%zu",
-		    c->conf.name, len);
+		pond_log_warn("consumer_bad_announcement",
+		              "consumer=%s len=%zu", c->conf.name, len);
 		return;
 	}
 	if (rec->partition >= c->nparts ||
@@ -580,14 +597,15 @@ out:
 	pond__stream_record__free_unpacked(rec, NULL);
 }
 
-/* --- ownership -------------------------------------------------------------------- */
+/* --- ownership
+ * -------------------------------------------------------------------- */
 
 typedef struct lock_job {
 	pond_consumer *c;
 	uint32_t nparts; /* in: known count (0: read it); out: the count */
-	int slot;	 /* out: this instance's member slot, -1 if none */
+	int slot;        /* out: this instance's member slot, -1 if none */
 	int members;
-	bool busy[POND_MAX_PARTITIONS]; /* in: partitions with a job */
+	bool busy[POND_MAX_PARTITIONS];  /* in: partitions with a job */
 	bool owned[POND_MAX_PARTITIONS]; /* out */
 } lock_job;
 
@@ -600,9 +618,10 @@ lock_try(PGconn *conn, const char *key, int64_t sub, bool *got)
 	int rv;
 
 	snprintf(subbuf, sizeof(subbuf), "%" PRId64, sub);
-	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT pg_try_advisory_lock($1::int, $2::int)", 2,
-	         params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT pg_try_advisory_lock($1::int, $2::int)", 2,
+	             params)) != 0) {
 		return (rv);
 	}
 	*got = PQgetvalue(res, 0, 0)[0] == 't';
@@ -618,24 +637,25 @@ lock_unlock(PGconn *conn, const char *key, int64_t sub)
 
 	snprintf(subbuf, sizeof(subbuf), "%" PRId64, sub);
 	return (pond_pq_query(conn, NULL,
-	    "SELECT pg_advisory_unlock($1::int, $2::int)", 2, params));
+	                      "SELECT pg_advisory_unlock($1::int, $2::int)", 2,
+	                      params));
 }
 
 /* lock_read_held fills the partitions and member slot this session holds.
  * pg_locks spans the whole cluster; the pid keeps this to our session. */
 static int
-lock_read_held(PGconn *conn, lock_job *job, const char *key,
-    uint32_t *nowned)
+lock_read_held(PGconn *conn, lock_job *job, const char *key, uint32_t *nowned)
 {
 	const char *params[] = {key};
 	PGresult *res;
 	int rv;
 
-	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT objid::bigint FROM pg_locks WHERE "
-	         "locktype = 'advisory' AND pid = pg_backend_pid() AND "
-	         "classid = $1::bigint::oid AND objsubid = 2 AND granted",
-	         1, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT objid::bigint FROM pg_locks WHERE "
+	             "locktype = 'advisory' AND pid = pg_backend_pid() AND "
+	             "classid = $1::bigint::oid AND objsubid = 2 AND granted",
+	             1, params)) != 0) {
 		return (rv);
 	}
 	job->slot = -1;
@@ -667,12 +687,14 @@ lock_count_members(PGconn *conn, const char *key, int *members)
 
 	snprintf(base, sizeof(base), "%d", MEMBER_BASE);
 	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-	         "AND database = (SELECT oid FROM pg_database "
-	         "WHERE datname = current_database()) "
-	         "AND classid = $1::bigint::oid AND objsubid = 2 AND granted "
-	         "AND objid >= $2::bigint::oid",
-	         2, params)) != 0) {
+	                        "SELECT count(*) FROM pg_locks WHERE locktype "
+	                        "= 'advisory' "
+	                        "AND database = (SELECT oid FROM pg_database "
+	                        "WHERE datname = current_database()) "
+	                        "AND classid = $1::bigint::oid AND objsubid = "
+	                        "2 AND granted "
+	                        "AND objid >= $2::bigint::oid",
+	                        2, params)) != 0) {
 		return (rv);
 	}
 	*members = atoi(PQgetvalue(res, 0, 0));
@@ -693,7 +715,7 @@ lock_work(PGconn *conn, void *arg)
 	snprintf(key, sizeof(key), "%" PRId32, c->lock_key);
 	if (job->nparts == 0 &&
 	    (rv = pond_stream_partitions(conn, c->conf.stream,
-	         &job->nparts)) != 0) {
+	                                 &job->nparts)) != 0) {
 		return (rv);
 	}
 	if (job->nparts > POND_MAX_PARTITIONS) {
@@ -772,32 +794,35 @@ lock_done(int rv, void *arg)
 	    (c->nparts == 0 && consumer_alloc_parts(c, job->nparts) != 0)) {
 		if (rv != 0) {
 			pond_log_warn("consumer_rebalance_failed",
-			    "consumer=%s error=\"%s\"", c->conf.name,
-			    pond_strerror(rv));
+			              "consumer=%s error=\"%s\"", c->conf.name,
+			              pond_strerror(rv));
 		}
 		free(job);
 		consumer_maybe_done(c);
 		return;
 	}
 	c->member_slot = job->slot;
-	pond_log_debug("rebalanced", "consumer=%s stream=%s slot=%d members=%d",
-	    c->conf.name, c->conf.stream, job->slot, job->members);
+	pond_log_debug("rebalanced",
+	               "consumer=%s stream=%s slot=%d members=%d",
+	               c->conf.name, c->conf.stream, job->slot, job->members);
 	for (uint32_t p = 0; p < c->nparts; p++) {
 		consumer_part *part = &c->parts[p];
 		if (job->owned[p] && !part->owned) {
-			pond_log_info("partition_taken",
-			    "consumer=%s stream=%s partition=%" PRIu32
-			    " members=%d",
-			    c->conf.name, c->conf.stream, p, job->members);
+			pond_log_info(
+			        "partition_taken",
+			        "consumer=%s stream=%s partition=%" PRIu32
+			        " members=%d",
+			        c->conf.name, c->conf.stream, p, job->members);
 			part->owned = true;
 			part->cursor = -1; /* someone else may have moved it */
 			part->stale = true;
 			consumer_kick(c, part);
 		} else if (!job->owned[p] && part->owned) {
-			pond_log_info("partition_released",
-			    "consumer=%s stream=%s partition=%" PRIu32
-			    " members=%d",
-			    c->conf.name, c->conf.stream, p, job->members);
+			pond_log_info(
+			        "partition_released",
+			        "consumer=%s stream=%s partition=%" PRIu32
+			        " members=%d",
+			        c->conf.name, c->conf.stream, p, job->members);
 			part->owned = false;
 			part_clear_live(part);
 		}
@@ -826,7 +851,8 @@ consumer_rebalance(pond_consumer *c)
 	c->jobs++;
 }
 
-/* --- quiet-spell poll ---------------------------------------------------------- */
+/* --- quiet-spell poll
+ * ---------------------------------------------------------- */
 
 typedef struct poll_job {
 	pond_consumer *c;
@@ -842,14 +868,16 @@ poll_work(PGconn *conn, void *arg)
 	int rv;
 
 	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT partition, head FROM stream_heads WHERE stream = $1",
-	         1, params)) != 0) {
+	                        "SELECT partition, head FROM stream_heads "
+	                        "WHERE stream = $1",
+	                        1, params)) != 0) {
 		return (rv);
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		long p = strtol(PQgetvalue(res, i, 0), NULL, 10);
 		if (p >= 0 && p < POND_MAX_PARTITIONS) {
-			job->heads[p] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+			job->heads[p] =
+			        strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		}
 	}
 	PQclear(res);
@@ -869,7 +897,8 @@ poll_done(int rv, void *arg)
 		if (job->heads[p] > part->head) {
 			part->head = job->heads[p];
 		}
-		if (part->owned && (part->cursor < 0 || part->head > part->cursor)) {
+		if (part->owned &&
+		    (part->cursor < 0 || part->head > part->cursor)) {
 			part->stale = true;
 			consumer_kick(c, part);
 		}
@@ -915,7 +944,8 @@ consumer_tick(uv_timer_t *timer)
 	}
 }
 
-/* --- metrics ------------------------------------------------------------------- */
+/* --- metrics
+ * ------------------------------------------------------------------- */
 
 static void
 consumer_collect_lag(pond_metrics_writer *w, void *arg)
@@ -929,9 +959,11 @@ consumer_collect_lag(pond_metrics_writer *w, void *arg)
 			continue;
 		}
 		snprintf(labels, sizeof(labels),
-		    "consumer=\"%s\",stream=\"%s\",partition=\"%" PRIu32 "\"",
-		    c->conf.name, c->conf.stream, p);
-		pond_metrics_emit(w, labels, (double)(part->head - part->cursor));
+		         "consumer=\"%s\",stream=\"%s\",partition=\"%" PRIu32
+		         "\"",
+		         c->conf.name, c->conf.stream, p);
+		pond_metrics_emit(w, labels,
+		                  (double)(part->head - part->cursor));
 	}
 }
 
@@ -942,7 +974,7 @@ consumer_collect_owned(pond_metrics_writer *w, void *arg)
 	char labels[128];
 
 	snprintf(labels, sizeof(labels), "consumer=\"%s\",stream=\"%s\"",
-	    c->conf.name, c->conf.stream);
+	         c->conf.name, c->conf.stream);
 	pond_metrics_emit(w, labels, (double)pond_consumer_owned(c));
 }
 
@@ -962,49 +994,59 @@ consumer_register_metrics(pond_consumer *c, pond_metrics *m)
 	}
 	l = labels[nlabels++];
 	snprintf(l, 128, "consumer=\"%s\",stream=\"%s\"", c->conf.name,
-	    c->conf.stream);
-	if ((rv = pond_metrics_counter(m, "pond_consumer_records_applied_total",
-	         "Stream records applied by this consumer.", l,
-	         &c->counters.applied)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_consumer_batches_live_total",
-	         "Transactions applying records heard on SUB.", l,
-	         &c->counters.batches_live)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_consumer_batches_table_total",
-	         "Transactions applying records read from the table.", l,
-	         &c->counters.batches_table)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_consumer_apply_errors_total",
-	         "Transactions that failed and were rolled back.", l,
-	         &c->counters.apply_errors)) != 0 ||
+	         c->conf.stream);
+	if ((rv = pond_metrics_counter(
+	             m, "pond_consumer_records_applied_total",
+	             "Stream records applied by this consumer.", l,
+	             &c->counters.applied)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_consumer_batches_live_total",
+	             "Transactions applying records heard on SUB.", l,
+	             &c->counters.batches_live)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_consumer_batches_table_total",
+	             "Transactions applying records read from the table.", l,
+	             &c->counters.batches_table)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_consumer_apply_errors_total",
+	             "Transactions that failed and were rolled back.", l,
+	             &c->counters.apply_errors)) != 0 ||
 	    (rv = pond_metrics_counter(m, "pond_consumer_announcements_total",
-	         "Announcements heard on SUB.", l,
-	         &c->counters.announcements)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_consumer_gaps_total",
-	         "Announcements that skipped a seq (read the table).", l,
-	         &c->counters.gaps)) != 0 ||
-	    (rv = pond_metrics_collector(m, "pond_consumer_lag",
-	         "Records committed and not yet applied, per partition.",
-	         "gauge", consumer_collect_lag, c)) != 0 ||
+	                               "Announcements heard on SUB.", l,
+	                               &c->counters.announcements)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_consumer_gaps_total",
+	             "Announcements that skipped a seq (read the table).", l,
+	             &c->counters.gaps)) != 0 ||
+	    (rv = pond_metrics_collector(
+	             m, "pond_consumer_lag",
+	             "Records committed and not yet applied, per partition.",
+	             "gauge", consumer_collect_lag, c)) != 0 ||
 	    (rv = pond_metrics_collector(m, "pond_consumer_owned_partitions",
-	         "Partitions this instance owns.", "gauge",
-	         consumer_collect_owned, c)) != 0) {
+	                                 "Partitions this instance owns.",
+	                                 "gauge", consumer_collect_owned,
+	                                 c)) != 0) {
 		return (rv);
 	}
 	return (POND_OK);
 }
 
-/* --- start and stop ---------------------------------------------------------- */
+/* --- start and stop
+ * ---------------------------------------------------------- */
 
 static bool
 consumer_valid_table(const char *t)
 {
 	size_t n = strlen(t);
 
-	return (n > 0 && n < 64 && strspn(t, "abcdefghijklmnopqrstuvwxyz_0123456789") == n);
+	return (n > 0 && n < 64 &&
+	        strspn(t, "abcdefghijklmnopqrstuvwxyz_0123456789") == n);
 }
 
 int
 pond_consumer_start(pond_consumer **cp, uv_loop_t *loop, pond_bus *bus,
-    pond_db *db, pond_metrics *metrics, const pond_consumer_config *conf)
+                    pond_db *db, pond_metrics *metrics,
+                    const pond_consumer_config *conf)
 {
 	pond_consumer *c;
 	char app[96], topic[64];
@@ -1029,7 +1071,7 @@ pond_consumer_start(pond_consumer **cp, uv_loop_t *loop, pond_bus *bus,
 		c->conf.rebalance_ms = 2000;
 	}
 	snprintf(c->table, sizeof(c->table), "%s",
-	    conf->table != NULL ? conf->table : conf->stream);
+	         conf->table != NULL ? conf->table : conf->stream);
 	if (!consumer_valid_table(c->table)) {
 		free(c);
 		return (POND_EINVAL);
@@ -1045,7 +1087,7 @@ pond_consumer_start(pond_consumer **cp, uv_loop_t *loop, pond_bus *bus,
 	}
 	c->lock_key = (int32_t)(h & 0x7fffffff);
 	snprintf(app, sizeof(app), "pond-%s-%s-locks", conf->name,
-	    conf->stream);
+	         conf->stream);
 	if ((rv = pond_db_open(&c->lockdb, loop, conf->dsn, 1, app)) != 0) {
 		free(c);
 		return (rv);
@@ -1056,7 +1098,7 @@ pond_consumer_start(pond_consumer **cp, uv_loop_t *loop, pond_bus *bus,
 	if (conf->sub_urls != NULL && *conf->sub_urls != '\0') {
 		snprintf(topic, sizeof(topic), "%s/", conf->stream);
 		if ((rv = pond_sub_dial(&c->sub, bus, conf->sub_urls, topic,
-		         16u << 20, consumer_heard, c)) != 0) {
+		                        16u << 20, consumer_heard, c)) != 0) {
 			goto err;
 		}
 	}

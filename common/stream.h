@@ -50,24 +50,24 @@ uint32_t pond_partition_of(const char *key, uint32_t nparts);
 /* pond_stream_partitions reads the partition count of stream (rows in
  * stream_heads). */
 int pond_stream_partitions(PGconn *conn, const char *stream,
-    uint32_t *nparts) POND_MUSTCHECK;
+                           uint32_t *nparts) POND_MUSTCHECK;
 
 /* pond_stream_reserve takes counts[p] seqs in each partition p < nparts
  * (zero counts are skipped) inside the caller's open transaction. On
  * success first_seq[p] is the first seq reserved in p; the caller writes
  * seqs first_seq[p] .. first_seq[p] + counts[p] - 1. */
 int pond_stream_reserve(PGconn *conn, const char *stream,
-    const uint32_t *counts, uint32_t nparts, int64_t *first_seq)
-        POND_MUSTCHECK;
+                        const uint32_t *counts, uint32_t nparts,
+                        int64_t *first_seq) POND_MUSTCHECK;
 
 /* pond_stream_topic writes "STREAM/PARTITION\n" into buf (>= 64 bytes). */
 void pond_stream_topic(char *buf, size_t len, const char *stream,
-    uint32_t partition);
+                       uint32_t partition);
 
 /* pond_stream_announce publishes one committed record on pub, as the topic
  * followed by a packed pond.StreamRecord. Call only after COMMIT. */
-int pond_stream_announce(pond_pub *pub, const char *stream,
-    uint32_t partition, int64_t seq, const void *payload, size_t len);
+int pond_stream_announce(pond_pub *pub, const char *stream, uint32_t partition,
+                         int64_t seq, const void *payload, size_t len);
 
 /* pond_record is one stream record handed to an apply function. */
 typedef struct pond_record {
@@ -80,18 +80,18 @@ typedef struct pond_record {
 /* pond_apply_fn applies records (all of one partition, ascending, gap-free)
  * inside the consumer's open transaction on a pool thread. Returning non-0
  * rolls the transaction back; the records are retried later. */
-typedef int (*pond_apply_fn)(PGconn *conn, const pond_record *recs,
-    size_t n, void *arg);
+typedef int (*pond_apply_fn)(PGconn *conn, const pond_record *recs, size_t n,
+                             void *arg);
 
 typedef struct pond_consumer_config {
-	const char *name;   /* consumer name, e.g. "tagging" */
-	const char *stream; /* stream name, e.g. "events" */
-	const char *table;  /* stream table; NULL means the stream name */
-	const char *dsn;    /* for the advisory-lock session */
+	const char *name;     /* consumer name, e.g. "tagging" */
+	const char *stream;   /* stream name, e.g. "events" */
+	const char *table;    /* stream table; NULL means the stream name */
+	const char *dsn;      /* for the advisory-lock session */
 	const char *sub_urls; /* PUB URLs to hear from, comma-separated */
-	uint32_t batch;     /* max records per transaction (default 500) */
-	int poll_ms;        /* quiet spell before reading the table (1000) */
-	int rebalance_ms;   /* partition ownership check period (2000) */
+	uint32_t batch;       /* max records per transaction (default 500) */
+	int poll_ms;          /* quiet spell before reading the table (1000) */
+	int rebalance_ms;     /* partition ownership check period (2000) */
 	pond_apply_fn apply;
 	void *arg;
 } pond_consumer_config;
@@ -102,8 +102,8 @@ typedef struct pond_consumer pond_consumer;
  * pool), advisory locks on a connection of the consumer's own. The config
  * strings must outlive the consumer. metrics may be NULL. */
 int pond_consumer_start(pond_consumer **cp, uv_loop_t *loop, pond_bus *bus,
-    pond_db *db, pond_metrics *metrics, const pond_consumer_config *conf)
-        POND_MUSTCHECK;
+                        pond_db *db, pond_metrics *metrics,
+                        const pond_consumer_config *conf) POND_MUSTCHECK;
 
 /* pond_consumer_stop finishes the transaction in flight, releases the
  * partitions, frees the consumer and calls done on the loop. */

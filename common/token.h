@@ -20,8 +20,8 @@
 #define POND_TOKEN_HASH_SQL(n) "sha256(convert_to(" n ", 'UTF8'))"
 
 /* pond_token_generate writes prefix + 64 hex digits into buf. */
-int pond_token_generate(const char *prefix, char *buf, size_t len)
-        POND_MUSTCHECK;
+int pond_token_generate(const char *prefix, char *buf,
+                        size_t len) POND_MUSTCHECK;
 
 /* pond_role is what an API token may do. */
 typedef enum pond_role {
@@ -33,7 +33,7 @@ typedef enum pond_role {
 /* pond_publisher_lookup finds the live publisher of token: *id and its
  * name (into name, namelen); POND_EAUTH when unknown or revoked. */
 int pond_publisher_lookup(PGconn *conn, const char *token, int64_t *id,
-    char *name, size_t namelen) POND_MUSTCHECK;
+                          char *name, size_t namelen) POND_MUSTCHECK;
 
 /* pond_api_token_role returns the role of a live API token, or
  * POND_ROLE_NONE. Store errors also give POND_ROLE_NONE and are logged. */

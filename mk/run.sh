@@ -1,6 +1,9 @@
 #!/bin/sh
-# mk/run.sh - `make run`, for now: a local PostgreSQL that keeps its data,
-# with the schema migrated. The services and demo traffic join it later.
+# mk/run.sh - `make run`: a local PostgreSQL that keeps its data, the
+# schema migrated, the services that exist so far as local processes, and
+# demo events published through the real bus (NNG, `pond send`). Tagging,
+# scheduler, reporting, the gateway simulator and `pond demo` join as their
+# issues land.
 #
 #   sh mk/run.sh BUILDDIR
 #
@@ -32,6 +35,12 @@ halt() {
 	trap - INT TERM HUP
 	[ -z "${waiter:-}" ] || kill "$waiter" 2>/dev/null || true
 	echo
+	for pid in ${service_pids:-}; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in ${service_pids:-}; do
+		wait "$pid" 2>/dev/null || true
+	done
 	echo "run: stopping PostgreSQL (data kept in $pgdir)"
 	sh "$root/tests/pg.sh" halt "$pgdir"
 	exit 0
@@ -49,13 +58,53 @@ POND_DSN=$(echo "$dsn" | sed 's/dbname=postgres$/dbname=pond/')
 export POND_DSN
 "$pond" migrate
 
+bin=$(cd "$1/bin" && pwd -P)
+rundir=$root/build/run
+mkdir -p "$rundir"
+service_pids=
+
+# start_service NAME HTTP_PORT VAR=VALUE...: starts bin/pond-NAME in the
+# background, its log in build/run/NAME.log, and waits for its /healthz.
+start_service() {
+	name=$1 http=$2
+	shift 2
+	env POND_HTTP_PORT="$http" "$@" "$bin/pond-$name" \
+		>>"$rundir/$name.log" 2>&1 &
+	service_pids="$service_pids $!"
+	i=0
+	until grep -q "event=started" "$rundir/$name.log" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || die "pond-$name did not start; see $rundir/$name.log"
+		sleep 0.1
+	done
+}
+
+: >"$rundir/ingest.log"
+start_service ingest 8400 POND_INGEST_URL=tcp://127.0.0.1:7400 \
+	POND_EVENTS_PUB_URL=tcp://127.0.0.1:7410
+
+# The demo publisher's token is kept (only its hash is in the store), so a
+# second run re-sends the same events and they come back as duplicates.
+if [ ! -s "$rundir/demo.token" ]; then
+	"$pond" publishers add demo >"$rundir/demo.token"
+fi
+echo "run: publishing demo events over NNG (pond send)"
+POND_TOKEN=$(cat "$rundir/demo.token") "$pond" send \
+	--url tcp://127.0.0.1:7400 "$root/deploy/demo/events.json" || true
+
 cat <<MSG
 
-run: PostgreSQL 15 is up with the schema migrated.
+run: Pond is up (PostgreSQL 15 and pond-ingest, as local processes).
   POND_DSN='$POND_DSN'
-  data and server log: $pgdir
-  psql:                $psql "$POND_DSN"
-Press Ctrl-C to stop it (the data stays for the next \`make run\`).
+  ingest:   NNG tcp://127.0.0.1:7400, HTTP http://127.0.0.1:8400
+  health:   curl http://127.0.0.1:8400/healthz
+  metrics:  curl http://127.0.0.1:8400/metrics
+  streams:  POND_DSN='$POND_DSN' $pond streams
+  publish:  curl -H "Authorization: Bearer \$(cat $rundir/demo.token)" \\
+              -d @$root/deploy/demo/events.json http://127.0.0.1:8400/v1/events
+  logs:     $rundir/*.log; PostgreSQL in $pgdir
+  (the demo file holds one bad event on purpose: see rejected_events)
+Press Ctrl-C to stop everything (the data stays for the next \`make run\`).
 MSG
 
 # Wait for Ctrl-C. sleep runs in the background so the trap runs at once.

@@ -48,7 +48,8 @@ static int
 batch_alloc_items(ingest_batch *b, size_t n)
 {
 	b->n = n;
-	b->items = pond_arena_alloc(&b->arena, (n > 0 ? n : 1) * sizeof(ingest_item));
+	b->items = pond_arena_alloc(&b->arena,
+	                            (n > 0 ? n : 1) * sizeof(ingest_item));
 	if (b->items == NULL) {
 		return (batch_fail(b, "internal", "out of memory"));
 	}
@@ -66,17 +67,16 @@ ingest_decode_protobuf(ingest_batch *b, const uint8_t *buf, size_t len)
 	Pond__IngestBatchFrame *frame;
 
 	if (len > INGEST_MAX_BYTES) {
-		return (batch_fail(b, "too_large",
-		    "the batch is over 4 MiB"));
+		return (batch_fail(b, "too_large", "the batch is over 4 MiB"));
 	}
 	frame = pond__ingest_batch_frame__unpack(alloc, len, buf);
 	if (frame == NULL) {
 		return (batch_fail(b, "undecodable",
-		    "the request is not a pond.IngestBatch"));
+		                   "the request is not a pond.IngestBatch"));
 	}
 	if (frame->n_events > INGEST_MAX_EVENTS) {
 		return (batch_fail(b, "too_many_events",
-		    "a batch holds at most 1,000 events"));
+		                   "a batch holds at most 1,000 events"));
 	}
 	b->token = frame->token;
 	if (batch_alloc_items(b, frame->n_events) != 0) {
@@ -86,13 +86,13 @@ ingest_decode_protobuf(ingest_batch *b, const uint8_t *buf, size_t len)
 		ingest_item *item = &b->items[i];
 		item->raw = frame->events[i].data;
 		item->raw_len = frame->events[i].len;
-		item->event = pond__event__unpack(alloc, item->raw_len,
-		    item->raw);
+		item->event =
+		        pond__event__unpack(alloc, item->raw_len, item->raw);
 		if (item->event == NULL) {
 			item->check = CODE_UNDECODABLE;
 			snprintf(item->check_reason,
-			    sizeof(item->check_reason),
-			    "event %zu is not a pond.Event", i);
+			         sizeof(item->check_reason),
+			         "event %zu is not a pond.Event", i);
 		}
 	}
 	return (POND_OK);
@@ -111,7 +111,7 @@ json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
 	if (!json_is_object(elem)) {
 		item->check = CODE_BAD_FIELD;
 		snprintf(item->check_reason, sizeof(item->check_reason),
-		    "an event must be a JSON object");
+		         "an event must be a JSON object");
 		return;
 	}
 	id = json_object_get(elem, "event_id");
@@ -124,25 +124,26 @@ json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
 	    (json_is_string(id) && json_string_length(id) == 0)) {
 		item->check = CODE_MISSING_EVENT_ID;
 		snprintf(item->check_reason, sizeof(item->check_reason),
-		    "event_id is required");
+		         "event_id is required");
 		return;
 	}
 	if ((key == NULL || json_is_null(key) ||
-	        (json_is_string(key) && json_string_length(key) == 0)) &&
+	     (json_is_string(key) && json_string_length(key) == 0)) &&
 	    (aliases == NULL || json_is_null(aliases) ||
-	        (json_is_array(aliases) && json_array_size(aliases) == 0)) &&
+	     (json_is_array(aliases) && json_array_size(aliases) == 0)) &&
 	    json_object_get(elem, "channel_spend") == NULL) {
 		item->check = CODE_MISSING_CUSTOMER;
 		snprintf(item->check_reason, sizeof(item->check_reason),
-		    "customer_key or a known alias is required");
+		         "customer_key or a known alias is required");
 		return;
 	}
 	/* A body of an unknown type is an unknown key holding an object when
 	 * no known body is there. */
-	json_object_foreach ((json_t *)elem, name, value) {
+	json_object_foreach((json_t *)elem, name, value)
+	{
 		const ProtobufCFieldDescriptor *f =
-		    protobuf_c_message_descriptor_get_field_by_name(
-		        &pond__event__descriptor, name);
+		        protobuf_c_message_descriptor_get_field_by_name(
+		                &pond__event__descriptor, name);
 		if (f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
 			has_body = true;
 		} else if (f == NULL && json_is_object(value)) {
@@ -152,17 +153,17 @@ json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
 	if (!has_body && unknown_object) {
 		item->check = CODE_UNKNOWN_BODY;
 		snprintf(item->check_reason, sizeof(item->check_reason),
-		    "the event's body is of an unknown type");
+		         "the event's body is of an unknown type");
 		return;
 	}
 	item->check = CODE_BAD_FIELD;
 	snprintf(item->check_reason, sizeof(item->check_reason), "%s%s%s",
-	    err->path, *err->path != '\0' ? ": " : "", err->message);
+	         err->path, *err->path != '\0' ? ": " : "", err->message);
 }
 
 int
 ingest_decode_json(ingest_batch *b, const char *body, size_t len,
-    unsigned *http_status)
+                   unsigned *http_status)
 {
 	ProtobufCAllocator *alloc = pond_arena_allocator(&b->arena);
 	json_error_t jerr;
@@ -181,28 +182,30 @@ ingest_decode_json(ingest_batch *b, const char *body, size_t len,
 		char *msg = pond_arena_alloc(&b->arena, 200);
 		if (msg != NULL) {
 			snprintf(msg, 200, "not JSON: %s at line %d column %d",
-			    jerr.text, jerr.line, jerr.column);
+			         jerr.text, jerr.line, jerr.column);
 		}
 		return (batch_fail(b, "bad_request",
-		    msg != NULL ? msg : "not JSON"));
+		                   msg != NULL ? msg : "not JSON"));
 	}
 	events = json_object_get(root, "events");
 	if (!json_is_object(root) || !json_is_array(events)) {
 		batch_fail(b, "bad_request",
-		    "the body must be an object {\"events\": [...]}");
+		           "the body must be an object {\"events\": [...]}");
 		goto out;
 	}
-	json_object_foreach (root, name, value) {
+	json_object_foreach(root, name, value)
+	{
 		if (strcmp(name, "events") != 0) {
-			batch_fail(b, "bad_request",
-			    "the body has a field other than \"events\"");
+			batch_fail(
+			        b, "bad_request",
+			        "the body has a field other than \"events\"");
 			goto out;
 		}
 	}
 	if (json_array_size(events) > INGEST_MAX_EVENTS) {
 		*http_status = 413;
 		batch_fail(b, "too_many_events",
-		    "a batch holds at most 1,000 events");
+		           "a batch holds at most 1,000 events");
 		goto out;
 	}
 	if ((rv = batch_alloc_items(b, json_array_size(events))) != 0) {
@@ -218,16 +221,16 @@ ingest_decode_json(ingest_batch *b, const char *body, size_t len,
 		if (raw != NULL) {
 			item->raw_len = strlen(raw);
 			item->raw = pond_arena_memdup(&b->arena, raw,
-			    item->raw_len);
+			                              item->raw_len);
 			free(raw);
 		}
 		if (!json_is_object(elem) ||
 		    pond_pbjson_decode(&pond__event__descriptor, elem, alloc,
-		        &msg, &perr) != 0) {
+		                       &msg, &perr) != 0) {
 			json_fault(item, elem, &perr);
 			/* The id lives in the JSON tree, freed below. */
-			item->event_id = pond_arena_strdup(&b->arena,
-			    item->event_id);
+			item->event_id =
+			        pond_arena_strdup(&b->arena, item->event_id);
 			continue;
 		}
 		item->event = (Pond__Event *)msg;

@@ -16,13 +16,14 @@
 #include "service.h"
 #include "stream.h"
 
-/* --- replies ----------------------------------------------------------------- */
+/* --- replies
+ * ----------------------------------------------------------------- */
 
 static const char *const status_names[] = {
-	[STATUS_PENDING] = "rejected",
-	[STATUS_ACCEPTED] = "accepted",
-	[STATUS_DUPLICATE] = "duplicate",
-	[STATUS_REJECTED] = "rejected",
+        [STATUS_PENDING] = "rejected",
+        [STATUS_ACCEPTED] = "accepted",
+        [STATUS_DUPLICATE] = "duplicate",
+        [STATUS_REJECTED] = "rejected",
 };
 
 /* reply_id returns an event id that can be echoed in a reply. */
@@ -30,8 +31,8 @@ static const char *
 reply_id(const ingest_item *item)
 {
 	return (ingest_utf8_valid((const unsigned char *)item->event_id)
-	            ? item->event_id
-	            : "");
+	                ? item->event_id
+	                : "");
 }
 
 int
@@ -59,7 +60,8 @@ ingest_encode_ack(ingest_batch *b, uint8_t **buf, size_t *len)
 			results[i].status = (char *)status_names[item->status];
 			results[i].code = (char *)ingest_code_name(item->code);
 			results[i].reason =
-			    (char *)(item->reason != NULL ? item->reason : "");
+			        (char *)(item->reason != NULL ? item->reason
+			                                      : "");
 			ptrs[i] = &results[i];
 		}
 		ack.n_results = b->n;
@@ -81,19 +83,23 @@ ingest_encode_json(const ingest_batch *b)
 	for (size_t i = 0; results != NULL && i < b->n; i++) {
 		const ingest_item *item = &b->items[i];
 		json_t *r = json_pack("{s:s, s:s}", "event_id", reply_id(item),
-		    "status", status_names[item->status]);
+		                      "status", status_names[item->status]);
 		if (r != NULL && item->code != CODE_NONE) {
-			json_object_set_new(r, "code",
-			    json_string(ingest_code_name(item->code)));
+			json_object_set_new(
+			        r, "code",
+			        json_string(ingest_code_name(item->code)));
 			json_object_set_new(r, "reason",
-			    json_string(item->reason != NULL ? item->reason : ""));
+			                    json_string(item->reason != NULL
+			                                        ? item->reason
+			                                        : ""));
 		}
 		json_array_append_new(results, r);
 	}
 	return (json_pack("{s:o}", "results", results));
 }
 
-/* --- the batch's end ------------------------------------------------------------- */
+/* --- the batch's end
+ * ------------------------------------------------------------- */
 
 static void
 ingest_count(ingest *ig, const ingest_batch *b)
@@ -122,7 +128,7 @@ ingest_count(ingest *ig, const ingest_batch *b)
 	pond_counter_add(&ig->counters.alias_conflicts, b->alias_conflicts);
 	if (b->attempts > 1) {
 		pond_counter_add(&ig->counters.store_retries,
-		    (uint64_t)b->attempts - 1);
+		                 (uint64_t)b->attempts - 1);
 	}
 }
 
@@ -141,7 +147,7 @@ ingest_reply_http(ingest_batch *b)
 		status = 503;
 	}
 	pond_http_reply_error(b->http_req, status, b->batch_error, "%s",
-	    b->batch_message);
+	                      b->batch_message);
 }
 
 static void
@@ -191,13 +197,13 @@ ingest_finish(ingest_batch *b)
 		const ingest_item *item = &b->items[i];
 		if (item->status == STATUS_ACCEPTED) {
 			pond_stream_announce(ig->pub, POND_STREAM_EVENTS,
-			    item->partition, item->seq, item->payload,
-			    item->payload_len);
+			                     item->partition, item->seq,
+			                     item->payload, item->payload_len);
 		}
 	}
 	ingest_count(ig, b);
 	pond_histogram_observe(&ig->counters.batch_seconds,
-	    (double)(pond_now() - b->started) / 1e6);
+	                       (double)(pond_now() - b->started) / 1e6);
 	ingest_batch_free(b);
 	ig->inflight--;
 	ingest_maybe_stopped(ig);
@@ -210,7 +216,7 @@ ingest_settled(int rv, void *arg)
 
 	if (rv != 0 && rv != POND_EAUTH) {
 		pond_log_warn("batch_not_stored", "events=%zu error=\"%s\"",
-		    b->n, pond_strerror(rv));
+		              b->n, pond_strerror(rv));
 	}
 	ingest_finish(b);
 }
@@ -222,8 +228,8 @@ ingest_submit(ingest *ig, ingest_batch *b)
 	ig->inflight++;
 	b->nparts = (uint32_t)ig->svc->conf.partitions;
 	if (b->batch_error == NULL &&
-	    pond_db_submit(ig->svc->db, ingest_store_work, ingest_settled, b) ==
-	        0) {
+	    pond_db_submit(ig->svc->db, ingest_store_work, ingest_settled,
+	                   b) == 0) {
 		return;
 	}
 	if (b->batch_error == NULL) {
@@ -233,7 +239,8 @@ ingest_submit(ingest *ig, ingest_batch *b)
 	ingest_finish(b);
 }
 
-/* --- transports ------------------------------------------------------------------- */
+/* --- transports
+ * ------------------------------------------------------------------- */
 
 static void
 ingest_on_nng(pond_rep_req *req, const uint8_t *body, size_t len, void *arg)
@@ -265,13 +272,14 @@ ingest_on_http(pond_http_req *req, void *arg)
 
 	if (ig->stopping) {
 		pond_http_reply_error(req, 503, "unavailable",
-		    "shutting down; send the batch again");
+		                      "shutting down; send the batch again");
 		return;
 	}
 	if (token == NULL || *token == '\0') {
 		pond_counter_inc(&ig->counters.unauthorized);
-		pond_http_reply_error(req, 401, "unauthorized",
-		    "Authorization: Bearer <publisher token> is required");
+		pond_http_reply_error(
+		        req, 401, "unauthorized",
+		        "Authorization: Bearer <publisher token> is required");
 		return;
 	}
 	if ((b = ingest_batch_new(ig, FORMAT_JSON)) == NULL) {
@@ -287,14 +295,15 @@ ingest_on_http(pond_http_req *req, void *arg)
 	    ingest_decode_json(b, body, len, &status) != 0) {
 		pond_counter_inc(&ig->counters.batch_errors);
 		pond_http_reply_error(req, b->token == NULL ? 503 : status,
-		    b->batch_error, "%s", b->batch_message);
+		                      b->batch_error, "%s", b->batch_message);
 		ingest_batch_free(b);
 		return;
 	}
 	ingest_submit(ig, b);
 }
 
-/* --- metrics, start, stop ------------------------------------------------------------ */
+/* --- metrics, start, stop
+ * ------------------------------------------------------------ */
 
 static int
 ingest_register_metrics(ingest *ig, pond_metrics *m)
@@ -305,32 +314,42 @@ ingest_register_metrics(ingest *ig, pond_metrics *m)
 	int rv;
 
 	pond_histogram_init(&c->batch_seconds, pond_latency_bounds,
-	    pond_latency_nbounds);
+	                    pond_latency_nbounds);
 	if ((rv = pond_metrics_counter(m, "pond_ingest_events_total",
-	         events_help, "status=\"accepted\"", &c->accepted)) != 0 ||
+	                               events_help, "status=\"accepted\"",
+	                               &c->accepted)) != 0 ||
 	    (rv = pond_metrics_counter(m, "pond_ingest_events_total",
-	         events_help, "status=\"duplicate\"", &c->duplicate)) != 0 ||
+	                               events_help, "status=\"duplicate\"",
+	                               &c->duplicate)) != 0 ||
 	    (rv = pond_metrics_counter(m, "pond_ingest_events_total",
-	         events_help, "status=\"rejected\"", &c->rejected)) != 0 ||
+	                               events_help, "status=\"rejected\"",
+	                               &c->rejected)) != 0 ||
 	    (rv = pond_metrics_counter(m, "pond_ingest_batches_total",
-	         batches_help, "transport=\"nng\"", &c->batches_nng)) != 0 ||
+	                               batches_help, "transport=\"nng\"",
+	                               &c->batches_nng)) != 0 ||
 	    (rv = pond_metrics_counter(m, "pond_ingest_batches_total",
-	         batches_help, "transport=\"http\"", &c->batches_http)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_ingest_batch_errors_total",
-	         "Batches answered with a batch error, nothing stored.", NULL,
-	         &c->batch_errors)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_ingest_unauthorized_total",
-	         "Batches with a missing or unknown token.", NULL,
-	         &c->unauthorized)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_ingest_alias_conflicts_total",
-	         "Aliases already linked to another customer (not moved).",
-	         NULL, &c->alias_conflicts)) != 0 ||
-	    (rv = pond_metrics_counter(m, "pond_ingest_store_retries_total",
-	         "Batch transactions retried after a conflict.", NULL,
-	         &c->store_retries)) != 0 ||
-	    (rv = pond_metrics_histogram(m, "pond_ingest_batch_duration_seconds",
-	         "From arrival to reply, per batch.", NULL,
-	         &c->batch_seconds)) != 0) {
+	                               batches_help, "transport=\"http\"",
+	                               &c->batches_http)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_batch_errors_total",
+	             "Batches answered with a batch error, nothing stored.",
+	             NULL, &c->batch_errors)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_unauthorized_total",
+	             "Batches with a missing or unknown token.", NULL,
+	             &c->unauthorized)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_alias_conflicts_total",
+	             "Aliases already linked to another customer (not moved).",
+	             NULL, &c->alias_conflicts)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_store_retries_total",
+	             "Batch transactions retried after a conflict.", NULL,
+	             &c->store_retries)) != 0 ||
+	    (rv = pond_metrics_histogram(m,
+	                                 "pond_ingest_batch_duration_seconds",
+	                                 "From arrival to reply, per batch.",
+	                                 NULL, &c->batch_seconds)) != 0) {
 		return (rv);
 	}
 	return (POND_OK);
@@ -346,18 +365,18 @@ ingest_start(pond_service *svc)
 	if ((rv = ingest_register_metrics(ig, svc->metrics)) != 0 ||
 	    (rv = pond_pub_listen(&ig->pub, ig->conf.pub_url)) != 0 ||
 	    (rv = pond_http_route(svc->http, "POST", "/v1/events", false,
-	         ingest_on_http, ig)) != 0) {
+	                          ingest_on_http, ig)) != 0) {
 		return (rv);
 	}
 	/* Headroom over the 4 MiB limit, so a slightly larger batch still
 	 * arrives and gets its batch_error instead of a silent drop. */
 	if ((rv = pond_rep_listen(&ig->rep, svc->bus, ig->conf.listen_url,
-	         (int)ig->conf.contexts, 2 * INGEST_MAX_BYTES, ingest_on_nng,
-	         ig)) != 0) {
+	                          (int)ig->conf.contexts, 2 * INGEST_MAX_BYTES,
+	                          ingest_on_nng, ig)) != 0) {
 		return (rv);
 	}
 	pond_log_info("listening", "nng=%s events_pub=%s",
-	    pond_rep_url(ig->rep), ig->conf.pub_url);
+	              pond_rep_url(ig->rep), ig->conf.pub_url);
 	return (POND_OK);
 }
 

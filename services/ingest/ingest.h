@@ -65,8 +65,8 @@ typedef enum ingest_format {
 
 /* ingest_item is one event of a batch and, once settled, its outcome. */
 typedef struct ingest_item {
-	Pond__Event *event;   /* NULL when it could not be decoded */
-	const uint8_t *raw;   /* as it arrived, kept for rejected_events */
+	Pond__Event *event; /* NULL when it could not be decoded */
+	const uint8_t *raw; /* as it arrived, kept for rejected_events */
 	size_t raw_len;
 	const char *event_id; /* best known id, for the reply ("" if none) */
 	ingest_code check;    /* first fault found without the store */
@@ -120,7 +120,7 @@ typedef struct ingest_counters {
 
 typedef struct ingest_config {
 	char *listen_url; /* POND_INGEST_URL */
-	char *pub_url;	  /* POND_EVENTS_PUB_URL */
+	char *pub_url;    /* POND_EVENTS_PUB_URL */
 	int64_t contexts; /* POND_INGEST_CONTEXTS */
 } ingest_config;
 
@@ -154,7 +154,7 @@ int ingest_decode_protobuf(ingest_batch *b, const uint8_t *buf, size_t len);
  * batch error it sets b->batch_error (with *http_status 400 or 413) and
  * returns POND_EINVAL. The token comes from the Authorization header. */
 int ingest_decode_json(ingest_batch *b, const char *body, size_t len,
-    unsigned *http_status);
+                       unsigned *http_status);
 
 /* ingest_validate checks one item without the store, setting item->check
  * and item->check_reason to the first fault (CODE_NONE if none). For

@@ -35,7 +35,8 @@
 /* PostgreSQL's binary timestamps count from 2000-01-01. */
 #define PG_EPOCH_USEC INT64_C(946684800000000)
 
-/* --- a small string map in the batch arena ------------------------------------ */
+/* --- a small string map in the batch arena
+ * ------------------------------------ */
 
 typedef struct strmap_slot {
 	const char *key;
@@ -76,7 +77,8 @@ strmap_slot_for(strmap *m, const char *key)
 	return (&m->slots[i]);
 }
 
-/* --- settling ---------------------------------------------------------------------- */
+/* --- settling
+ * ---------------------------------------------------------------------- */
 
 enum { CLAIMED = 1, USED = 2 };
 
@@ -84,7 +86,7 @@ typedef struct settle {
 	ingest_batch *b;
 	strmap event_ids; /* claimed by this batch */
 	strmap order_ids; /* claimed by this batch */
-	strmap aliases;	  /* "kind\x1fvalue" -> customer_key */
+	strmap aliases;   /* "kind\x1fvalue" -> customer_key */
 	size_t new_aliases;
 	char pub_id[24];
 } settle;
@@ -115,7 +117,7 @@ store_auth(PGconn *conn, settle *st)
 	ingest_batch *b = st->b;
 	char name[128];
 	int rv = pond_publisher_lookup(conn, b->token, &b->publisher_id, name,
-	    sizeof(name));
+	                               sizeof(name));
 
 	if (rv == POND_EAUTH) {
 		b->batch_error = "unauthorized";
@@ -135,7 +137,7 @@ cmp_str(const void *a, const void *b)
  * column col) and marks the ones returned as CLAIMED in map. */
 static int
 store_claim(PGconn *conn, settle *st, const char *sql, const char **keys,
-    size_t n, strmap *map)
+            size_t n, strmap *map)
 {
 	PGresult *res;
 	char *arr;
@@ -159,7 +161,7 @@ store_claim(PGconn *conn, settle *st, const char *sql, const char **keys,
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *k = pond_arena_strdup(&st->b->arena,
-		    PQgetvalue(res, i, 0));
+		                                  PQgetvalue(res, i, 0));
 		strmap_slot *slot;
 		if (k == NULL) {
 			PQclear(res);
@@ -213,18 +215,20 @@ store_claim_ids(PGconn *conn, settle *st)
 		}
 	}
 	norders = u;
-	if ((rv = store_claim(conn, st,
-	         "INSERT INTO event_ids (publisher_id, event_id) "
-	         "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
-	         "ON CONFLICT DO NOTHING RETURNING event_id",
-	         ids, nids, &st->event_ids)) != 0) {
+	if ((rv = store_claim(
+	             conn, st,
+	             "INSERT INTO event_ids (publisher_id, event_id) "
+	             "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
+	             "ON CONFLICT DO NOTHING RETURNING event_id",
+	             ids, nids, &st->event_ids)) != 0) {
 		return (rv);
 	}
-	return (store_claim(conn, st,
-	    "INSERT INTO order_ids (publisher_id, order_id) "
-	    "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
-	    "ON CONFLICT DO NOTHING RETURNING order_id",
-	    orders, norders, &st->order_ids));
+	return (store_claim(
+	        conn, st,
+	        "INSERT INTO order_ids (publisher_id, order_id) "
+	        "SELECT $1, x FROM unnest($2::text[]) AS x ORDER BY x "
+	        "ON CONFLICT DO NOTHING RETURNING order_id",
+	        orders, norders, &st->order_ids));
 }
 
 static int
@@ -270,12 +274,13 @@ store_load_aliases(PGconn *conn, settle *st)
 		goto out;
 	}
 	const char *params[] = {ka, va};
-	if ((rv = pond_pq_query(conn, &res,
-	         "SELECT a.kind, a.value, a.customer_key "
-	         "FROM customer_aliases a "
-	         "JOIN unnest($1::text[], $2::text[]) AS q(kind, value) "
-	         "ON a.kind = q.kind AND a.value = q.value",
-	         2, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT a.kind, a.value, a.customer_key "
+	             "FROM customer_aliases a "
+	             "JOIN unnest($1::text[], $2::text[]) AS q(kind, value) "
+	             "ON a.kind = q.kind AND a.value = q.value",
+	             2, params)) != 0) {
 		goto out;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -283,8 +288,8 @@ store_load_aliases(PGconn *conn, settle *st)
 		al.kind = PQgetvalue(res, i, 0);
 		al.value = PQgetvalue(res, i, 1);
 		const char *key = alias_key(&b->arena, &al);
-		const char *cust = pond_arena_strdup(&b->arena,
-		    PQgetvalue(res, i, 2));
+		const char *cust =
+		        pond_arena_strdup(&b->arena, PQgetvalue(res, i, 2));
 		if (key == NULL || cust == NULL) {
 			PQclear(res);
 			rv = POND_ENOMEM;
@@ -368,14 +373,14 @@ settle_item(settle *st, ingest_item *item)
 
 	/* An item that never decoded has no customer to resolve: its own
 	 * fault stands, whatever its rank. */
-	if (item->event == NULL ||
-	    (item->check != CODE_NONE && item->check < CODE_UNKNOWN_CUSTOMER)) {
+	if (item->event == NULL || (item->check != CODE_NONE &&
+	                            item->check < CODE_UNKNOWN_CUSTOMER)) {
 		item_reject(item, item->check, item->check_reason);
 		return;
 	}
 	if ((cust = settle_customer(st, item)) == NULL) {
 		item_reject(item, CODE_UNKNOWN_CUSTOMER,
-		    "no alias of the event is linked to a customer");
+		            "no alias of the event is linked to a customer");
 		return;
 	}
 	if (item->check != CODE_NONE) {
@@ -390,7 +395,7 @@ settle_item(settle *st, ingest_item *item)
 	}
 	if (item->event->body_case == POND__EVENT__BODY_ORDER_PAID) {
 		order = strmap_slot_for(&st->order_ids,
-		    item->event->order_paid->order_id);
+		                        item->event->order_paid->order_id);
 		if (order->key == NULL || order->state == USED) {
 			item->status = STATUS_DUPLICATE;
 			item->code = CODE_DUPLICATE_ORDER;
@@ -436,7 +441,8 @@ store_release(PGconn *conn, settle *st, const strmap *map, const char *sql)
 	return (rv);
 }
 
-/* --- the event rows ------------------------------------------------------------------ */
+/* --- the event rows
+ * ------------------------------------------------------------------ */
 
 typedef struct copybuf {
 	char *data;
@@ -518,8 +524,9 @@ cb_field_text(copybuf *cb, const char *s)
 static const char *
 event_type(const Pond__Event *e)
 {
-	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-	    &pond__event__descriptor, (unsigned)e->body_case);
+	const ProtobufCFieldDescriptor *f =
+	        protobuf_c_message_descriptor_get_field(
+	                &pond__event__descriptor, (unsigned)e->body_case);
 
 	return (f != NULL ? f->name : "unknown");
 }
@@ -568,8 +575,8 @@ store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
 		cb_field_text(&cb, e->event_id);
 		cb_field_text(&cb, event_type(e));
 		cb_field_i64(&cb, pond_time_from_parts(e->occurred_at->seconds,
-		                      e->occurred_at->nanos) -
-		                      PG_EPOCH_USEC);
+		                                       e->occurred_at->nanos) -
+		                          PG_EPOCH_USEC);
 		cb_field_i64(&cb, b->received_at - PG_EPOCH_USEC);
 		cb_field_bytes(&cb, item->payload, item->payload_len);
 	}
@@ -578,14 +585,15 @@ store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
 		free(cb.data);
 		return (POND_ENOMEM);
 	}
-	res = PQexec(conn,
-	    "COPY events (partition, seq, customer_key, publisher_id, "
-	    "event_id, type, occurred_at, received_at, payload) "
-	    "FROM STDIN (FORMAT binary)");
+	res = PQexec(
+	        conn,
+	        "COPY events (partition, seq, customer_key, publisher_id, "
+	        "event_id, type, occurred_at, received_at, payload) "
+	        "FROM STDIN (FORMAT binary)");
 	rv = pond_pq_check(conn, res, "copy_events_start");
 	PQclear(res);
 	if (rv == 0 && (PQputCopyData(conn, cb.data, (int)cb.len) != 1 ||
-	                   PQputCopyEnd(conn, NULL) != 1)) {
+	                PQputCopyEnd(conn, NULL) != 1)) {
 		rv = POND_EDB;
 	}
 	free(cb.data);
@@ -621,11 +629,11 @@ store_events(PGconn *conn, settle *st)
 		/* A spend has no customer: its rows go by channel. */
 		if (*item->customer_key != '\0') {
 			item->partition = pond_partition_of(item->customer_key,
-			    b->nparts);
+			                                    b->nparts);
 		} else {
 			char key[300];
 			snprintf(key, sizeof(key), "channel:%s",
-			    item->event->channel_spend->channel);
+			         item->event->channel_spend->channel);
 			item->partition = pond_partition_of(key, b->nparts);
 		}
 		counts[item->partition]++;
@@ -638,7 +646,7 @@ store_events(PGconn *conn, settle *st)
 		return (POND_OK);
 	}
 	if ((rv = pond_stream_reserve(conn, POND_STREAM_EVENTS, counts,
-	         b->nparts, next)) != 0) {
+	                              b->nparts, next)) != 0) {
 		return (rv);
 	}
 	for (size_t i = 0; i < b->n; i++) {
@@ -661,9 +669,12 @@ store_new_aliases(PGconn *conn, settle *st)
 	if (st->new_aliases == 0) {
 		return (POND_OK);
 	}
-	kinds = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
-	values = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
-	custs = pond_arena_alloc(&st->b->arena, st->new_aliases * sizeof(char *));
+	kinds = pond_arena_alloc(&st->b->arena,
+	                         st->new_aliases * sizeof(char *));
+	values = pond_arena_alloc(&st->b->arena,
+	                          st->new_aliases * sizeof(char *));
+	custs = pond_arena_alloc(&st->b->arena,
+	                         st->new_aliases * sizeof(char *));
 	if (kinds == NULL || values == NULL || custs == NULL) {
 		return (POND_ENOMEM);
 	}
@@ -674,7 +685,7 @@ store_new_aliases(PGconn *conn, settle *st)
 		}
 		char *sep = strchr(slot->key, '\x1f');
 		char *kind = pond_arena_memdup(&st->b->arena, slot->key,
-		    (size_t)(sep - slot->key) + 1);
+		                               (size_t)(sep - slot->key) + 1);
 		if (kind == NULL) {
 			return (POND_ENOMEM);
 		}
@@ -691,11 +702,12 @@ store_new_aliases(PGconn *conn, settle *st)
 	const char *params[] = {ka, va, ca};
 	/* ON CONFLICT: a concurrent batch linked it first, and the first link
 	 * wins. Sorted, so two batches lock in the same order. */
-	rv = pond_pq_query(conn, NULL,
-	    "INSERT INTO customer_aliases (kind, value, customer_key) "
-	    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
-	    "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
-	    3, params);
+	rv = pond_pq_query(
+	        conn, NULL,
+	        "INSERT INTO customer_aliases (kind, value, customer_key) "
+	        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+	        "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+	        3, params);
 out:
 	free(ka);
 	free(va);
@@ -718,26 +730,36 @@ store_rejects(PGconn *conn, settle *st)
 		}
 		/* The id is kept only when it is valid text; the raw bytes
 		 * keep everything anyway. */
-		const char *id = *item->event_id != '\0' &&
-		                         strlen(item->event_id) <= INGEST_MAX_STRING &&
-		                         ingest_utf8_valid((const unsigned char *)item->event_id)
-		                     ? item->event_id
-		                     : NULL;
-		const char *values[] = {st->pub_id, id,
-		    ingest_code_name(item->code), item->reason,
-		    b->format == FORMAT_JSON ? "json" : "protobuf",
-		    (const char *)item->raw, received};
+		const char *id =
+		        *item->event_id != '\0' &&
+		                        strlen(item->event_id) <=
+		                                INGEST_MAX_STRING &&
+		                        ingest_utf8_valid(
+		                                (const unsigned char *)
+		                                        item->event_id)
+		                ? item->event_id
+		                : NULL;
+		const char *values[] = {st->pub_id,
+		                        id,
+		                        ingest_code_name(item->code),
+		                        item->reason,
+		                        b->format == FORMAT_JSON ? "json"
+		                                                 : "protobuf",
+		                        (const char *)item->raw,
+		                        received};
 		int lengths[] = {0, 0, 0, 0, 0, (int)item->raw_len, 0};
 		int formats[] = {0, 0, 0, 0, 0, 1, 0};
 		if (item->raw == NULL) {
 			values[5] = "";
 			lengths[5] = 0;
 		}
-		if ((rv = pond_pq_query_bin(conn, NULL,
-		         "INSERT INTO rejected_events (publisher_id, event_id, "
-		         "code, reason, format, raw, received_at) "
-		         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-		         7, values, lengths, formats)) != 0) {
+		if ((rv = pond_pq_query_bin(
+		             conn, NULL,
+		             "INSERT INTO rejected_events (publisher_id, "
+		             "event_id, "
+		             "code, reason, format, raw, received_at) "
+		             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		             7, values, lengths, formats)) != 0) {
 			return (rv);
 		}
 	}
@@ -776,12 +798,14 @@ store_try(PGconn *conn, ingest_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		settle_item(&st, &b->items[i]);
 	}
-	if ((rv = store_release(conn, &st, &st.event_ids,
-	         "DELETE FROM event_ids WHERE publisher_id = $1 "
-	         "AND event_id = ANY($2::text[])")) != 0 ||
-	    (rv = store_release(conn, &st, &st.order_ids,
-	         "DELETE FROM order_ids WHERE publisher_id = $1 "
-	         "AND order_id = ANY($2::text[])")) != 0 ||
+	if ((rv = store_release(
+	             conn, &st, &st.event_ids,
+	             "DELETE FROM event_ids WHERE publisher_id = $1 "
+	             "AND event_id = ANY($2::text[])")) != 0 ||
+	    (rv = store_release(
+	             conn, &st, &st.order_ids,
+	             "DELETE FROM order_ids WHERE publisher_id = $1 "
+	             "AND order_id = ANY($2::text[])")) != 0 ||
 	    (rv = store_events(conn, &st)) != 0 ||
 	    (rv = store_new_aliases(conn, &st)) != 0 ||
 	    (rv = store_rejects(conn, &st)) != 0 ||
@@ -813,12 +837,14 @@ ingest_store_work(PGconn *conn, void *arg)
 		store_reset(b);
 		if (rv == POND_EAUTH) {
 			b->batch_error = "unauthorized";
-			b->batch_message = "missing or unknown publisher token";
+			b->batch_message =
+			        "missing or unknown publisher token";
 		} else {
 			b->batch_error = "unavailable";
-			b->batch_message = "the store could not commit the "
-			                   "batch; nothing was stored, send it "
-			                   "again";
+			b->batch_message =
+			        "the store could not commit the "
+			        "batch; nothing was stored, send it "
+			        "again";
 		}
 	}
 	return (rv);

@@ -13,19 +13,19 @@
 #include "ingest.h"
 
 static const char *const code_names[] = {
-	[CODE_NONE] = "",
-	[CODE_UNDECODABLE] = "undecodable",
-	[CODE_MISSING_EVENT_ID] = "missing_event_id",
-	[CODE_MISSING_CUSTOMER] = "missing_customer",
-	[CODE_UNKNOWN_CUSTOMER] = "unknown_customer",
-	[CODE_MISSING_BODY] = "missing_body",
-	[CODE_UNKNOWN_BODY] = "unknown_body",
-	[CODE_BAD_FIELD] = "bad_field",
-	[CODE_BAD_AMOUNT] = "bad_amount",
-	[CODE_MISSING_TIME] = "missing_time",
-	[CODE_FUTURE_TIME] = "future_time",
-	[CODE_FIELD_TOO_LONG] = "field_too_long",
-	[CODE_DUPLICATE_ORDER] = "duplicate_order",
+        [CODE_NONE] = "",
+        [CODE_UNDECODABLE] = "undecodable",
+        [CODE_MISSING_EVENT_ID] = "missing_event_id",
+        [CODE_MISSING_CUSTOMER] = "missing_customer",
+        [CODE_UNKNOWN_CUSTOMER] = "unknown_customer",
+        [CODE_MISSING_BODY] = "missing_body",
+        [CODE_UNKNOWN_BODY] = "unknown_body",
+        [CODE_BAD_FIELD] = "bad_field",
+        [CODE_BAD_AMOUNT] = "bad_amount",
+        [CODE_MISSING_TIME] = "missing_time",
+        [CODE_FUTURE_TIME] = "future_time",
+        [CODE_FIELD_TOO_LONG] = "field_too_long",
+        [CODE_DUPLICATE_ORDER] = "duplicate_order",
 };
 
 const char *
@@ -35,14 +35,14 @@ ingest_code_name(ingest_code code)
 }
 
 static const char *const alias_kinds[] = {"phone", "wecom_external_userid",
-    "member_id", "openid", NULL};
+                                          "member_id", "openid", NULL};
 static const char *const removed_by[] = {"customer", "staff", NULL};
 static const char *const reward_kinds[] = {"red_packet", "coupon", "gift",
-    NULL};
-static const char *const touch_channels[] = {"wecom_message", "sms", "call",
-    "group_post", "coupon", "all", NULL};
-static const char *const receipt_statuses[] = {"delivered", "read",
-    "clicked", "failed", NULL};
+                                           NULL};
+static const char *const touch_channels[] = {
+        "wecom_message", "sms", "call", "group_post", "coupon", "all", NULL};
+static const char *const receipt_statuses[] = {"delivered", "read", "clicked",
+                                               "failed", NULL};
 
 /* fault records code with a formatted reason when it beats what the item
  * has so far. */
@@ -73,11 +73,12 @@ one_of(const char *s, const char *const *set)
 
 static void
 check_enum(ingest_item *item, const char *field, const char *value,
-    const char *const *set)
+           const char *const *set)
 {
 	if (!one_of(value, set)) {
-		fault(item, CODE_BAD_FIELD, "%s: '%.40s' is not one of the allowed values", field,
-		    value);
+		fault(item, CODE_BAD_FIELD,
+		      "%s: '%.40s' is not one of the allowed values", field,
+		      value);
 	}
 }
 
@@ -94,8 +95,8 @@ check_fen(ingest_item *item, const char *field, int64_t fen)
 {
 	if (fen < 0 || fen > INGEST_MAX_FEN) {
 		fault(item, CODE_BAD_AMOUNT,
-		    "%s must be between 0 and 10^11 fen, got %lld", field,
-		    (long long)fen);
+		      "%s must be between 0 and 10^11 fen, got %lld", field,
+		      (long long)fen);
 	}
 }
 
@@ -156,7 +157,7 @@ check_strings(ingest_item *item, const ProtobufCMessage *msg, int depth)
 
 	if (depth > 0 && msg->n_unknown_fields > 0) {
 		fault(item, CODE_BAD_FIELD, "%s has an unknown field %u",
-		    d->short_name, msg->unknown_fields[0].tag);
+		      d->short_name, msg->unknown_fields[0].tag);
 	}
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -181,17 +182,19 @@ check_strings(ingest_item *item, const ProtobufCMessage *msg, int depth)
 				}
 				if (strlen(s) > INGEST_MAX_STRING) {
 					fault(item, CODE_FIELD_TOO_LONG,
-					    "%s.%s is over 256 bytes",
-					    d->short_name, f->name);
+					      "%s.%s is over 256 bytes",
+					      d->short_name, f->name);
 				}
-				if (!ingest_utf8_valid((const unsigned char *)s)) {
+				if (!ingest_utf8_valid(
+				            (const unsigned char *)s)) {
 					fault(item, CODE_BAD_FIELD,
-					    "%s.%s is not valid UTF-8",
-					    d->short_name, f->name);
+					      "%s.%s is not valid UTF-8",
+					      d->short_name, f->name);
 				}
 			} else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
 				const ProtobufCMessage *sub =
-				    ((const ProtobufCMessage *const *)values)[k];
+				        ((const ProtobufCMessage *const *)
+				                 values)[k];
 				if (sub != NULL && depth < 8) {
 					check_strings(item, sub, depth + 1);
 				}
@@ -249,7 +252,8 @@ count_body_fields(const uint8_t *p, size_t len)
 		default:
 			return (n);
 		}
-		if (field >= 10 && field <= 22 && !(seen & (1u << (field - 10)))) {
+		if (field >= 10 && field <= 22 &&
+		    !(seen & (1u << (field - 10)))) {
 			seen |= 1u << (field - 10);
 			n++;
 		}
@@ -263,11 +267,11 @@ check_body(ingest_item *item, const Pond__Event *e)
 	switch (e->body_case) {
 	case POND__EVENT__BODY_CONTACT_ADDED:
 		check_required(item, "contact_added.channel",
-		    e->contact_added->channel);
+		               e->contact_added->channel);
 		break;
 	case POND__EVENT__BODY_CONTACT_REMOVED:
 		check_enum(item, "contact_removed.by", e->contact_removed->by,
-		    removed_by);
+		           removed_by);
 		break;
 	case POND__EVENT__BODY_ORDER_PAID: {
 		const Pond__OrderPaid *o = e->order_paid;
@@ -275,51 +279,50 @@ check_body(ingest_item *item, const Pond__Event *e)
 		check_fen(item, "order_paid.amount_fen", o->amount_fen);
 		for (size_t i = 0; i < o->n_items; i++) {
 			check_fen(item, "order_paid.items.price_fen",
-			    o->items[i]->price_fen);
+			          o->items[i]->price_fen);
 			check_count(item, "order_paid.items.qty",
-			    o->items[i]->qty);
+			            o->items[i]->qty);
 		}
 		break;
 	}
 	case POND__EVENT__BODY_ORDER_REFUNDED:
 		check_required(item, "order_refunded.order_id",
-		    e->order_refunded->order_id);
+		               e->order_refunded->order_id);
 		check_fen(item, "order_refunded.amount_fen",
-		    e->order_refunded->amount_fen);
+		          e->order_refunded->amount_fen);
 		break;
 	case POND__EVENT__BODY_CHANNEL_SPEND:
 		check_required(item, "channel_spend.channel",
-		    e->channel_spend->channel);
+		               e->channel_spend->channel);
 		check_fen(item, "channel_spend.amount_fen",
-		    e->channel_spend->amount_fen);
+		          e->channel_spend->amount_fen);
 		check_count(item, "channel_spend.quantity",
-		    e->channel_spend->quantity);
+		            e->channel_spend->quantity);
 		break;
 	case POND__EVENT__BODY_REWARD_PAID:
 		check_enum(item, "reward_paid.kind", e->reward_paid->kind,
-		    reward_kinds);
+		           reward_kinds);
 		check_fen(item, "reward_paid.amount_fen",
-		    e->reward_paid->amount_fen);
+		          e->reward_paid->amount_fen);
 		break;
 	case POND__EVENT__BODY_INTERACTION:
-		check_required(item, "interaction.kind",
-		    e->interaction->kind);
+		check_required(item, "interaction.kind", e->interaction->kind);
 		check_count(item, "interaction.seconds",
-		    e->interaction->seconds);
+		            e->interaction->seconds);
 		break;
 	case POND__EVENT__BODY_OPT_OUT:
 		check_enum(item, "opt_out.channel", e->opt_out->channel,
-		    touch_channels);
+		           touch_channels);
 		break;
 	case POND__EVENT__BODY_OPT_IN:
 		check_enum(item, "opt_in.channel", e->opt_in->channel,
-		    touch_channels);
+		           touch_channels);
 		break;
 	case POND__EVENT__BODY_TOUCH_RECEIPT:
 		check_required(item, "touch_receipt.touch_id",
-		    e->touch_receipt->touch_id);
+		               e->touch_receipt->touch_id);
 		check_enum(item, "touch_receipt.status",
-		    e->touch_receipt->status, receipt_statuses);
+		           e->touch_receipt->status, receipt_statuses);
 		break;
 	case POND__EVENT__BODY_MEMBER_JOINED:
 	case POND__EVENT__BODY_INVITE_SHARED:
@@ -342,7 +345,7 @@ check_presence(ingest_item *item, const Pond__Event *e, ingest_format format)
 	if (*e->customer_key == '\0' && e->n_aliases == 0 &&
 	    e->body_case != POND__EVENT__BODY_CHANNEL_SPEND) {
 		fault(item, CODE_MISSING_CUSTOMER,
-		    "customer_key or a known alias is required");
+		      "customer_key or a known alias is required");
 	}
 	for (size_t i = 0; i < e->base.n_unknown_fields; i++) {
 		if (e->base.unknown_fields[i].wire_type ==
@@ -355,9 +358,10 @@ check_presence(ingest_item *item, const Pond__Event *e, ingest_format format)
 	if (e->body_case == POND__EVENT__BODY__NOT_SET) {
 		if (unknown_ld) {
 			fault(item, CODE_UNKNOWN_BODY,
-			    "the event's body is of an unknown type");
+			      "the event's body is of an unknown type");
 		} else {
-			fault(item, CODE_MISSING_BODY, "the event has no body");
+			fault(item, CODE_MISSING_BODY,
+			      "the event has no body");
 		}
 	} else if (unknown_ld) {
 		fault(item, CODE_BAD_FIELD, "the event has an unknown field");
@@ -367,7 +371,8 @@ check_presence(ingest_item *item, const Pond__Event *e, ingest_format format)
 	}
 	if (format == FORMAT_PROTOBUF &&
 	    count_body_fields(item->raw, item->raw_len) > 1) {
-		fault(item, CODE_BAD_FIELD, "the event has more than one body");
+		fault(item, CODE_BAD_FIELD,
+		      "the event has more than one body");
 	}
 }
 
@@ -379,7 +384,7 @@ ingest_validate(ingest_item *item, ingest_format format, pond_time now)
 	if (e == NULL) {
 		if (item->check == CODE_NONE) {
 			fault(item, CODE_UNDECODABLE,
-			    "the event bytes are not a pond.Event");
+			      "the event bytes are not a pond.Event");
 		}
 		return;
 	}
@@ -387,7 +392,7 @@ ingest_validate(ingest_item *item, ingest_format format, pond_time now)
 	check_presence(item, e, format);
 	for (size_t i = 0; i < e->n_aliases; i++) {
 		check_enum(item, "aliases.kind", e->aliases[i]->kind,
-		    alias_kinds);
+		           alias_kinds);
 		check_required(item, "aliases.value", e->aliases[i]->value);
 	}
 	check_body(item, e);
@@ -399,9 +404,10 @@ ingest_validate(ingest_item *item, ingest_format format, pond_time now)
 	           e->occurred_at->seconds > INT64_C(253402300799)) {
 		fault(item, CODE_BAD_FIELD, "occurred_at is out of range");
 	} else if (pond_time_from_parts(e->occurred_at->seconds,
-	               e->occurred_at->nanos) > now + INGEST_FUTURE_WINDOW) {
+	                                e->occurred_at->nanos) >
+	           now + INGEST_FUTURE_WINDOW) {
 		fault(item, CODE_FUTURE_TIME,
-		    "occurred_at is more than 24 h in the future");
+		      "occurred_at is more than 24 h in the future");
 	}
 	check_strings(item, &e->base, 0);
 }

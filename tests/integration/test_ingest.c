@@ -2191,8 +2191,10 @@ Test(ingest, sigterm_under_load_exits_clean_and_stores_only_acked,
 	cr_assert_geq(atomic_load(&acked_batches), 30, "no load to stop");
 	int64_t t0 = pond_now();
 	pond_test_kill(svc.proc, SIGTERM);
-	cr_assert_eq(pond_test_wait_exit(svc.proc, 10000, &status), 0,
-	             "pond-ingest still running 10 s after SIGTERM");
+	cr_assert_eq(ic_wait_exit(&svc, IC_STOP_MS, &status), 0,
+	             "pond-ingest still running %d ms after SIGTERM (its "
+	             "threads are in %s)",
+	             IC_STOP_MS, pond_test_proc_log(svc.proc));
 	double took = (double)(pond_now() - t0) / 1e6;
 	cr_assert_eq(status, 0, "pond-ingest exited %d after SIGTERM", status);
 	atomic_store(&stop, true);

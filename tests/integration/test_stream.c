@@ -27,13 +27,14 @@
 #define NPARTS 8
 
 static const char *probe_schema =
-    "CREATE TABLE probe_stream (partition int NOT NULL, seq bigint NOT NULL,"
-    " payload bytea NOT NULL, PRIMARY KEY (partition, seq));"
-    "CREATE TABLE probe_applied (applied_order bigserial PRIMARY KEY,"
-    " consumer text NOT NULL, partition int NOT NULL, seq bigint NOT NULL,"
-    " payload_len int NOT NULL);"
-    "INSERT INTO stream_heads (stream, partition)"
-    " SELECT 'probe', p FROM generate_series(0, 7) p;";
+        "CREATE TABLE probe_stream (partition int NOT NULL, seq bigint NOT "
+        "NULL,"
+        " payload bytea NOT NULL, PRIMARY KEY (partition, seq));"
+        "CREATE TABLE probe_applied (applied_order bigserial PRIMARY KEY,"
+        " consumer text NOT NULL, partition int NOT NULL, seq bigint NOT NULL,"
+        " payload_len int NOT NULL);"
+        "INSERT INTO stream_heads (stream, partition)"
+        " SELECT 'probe', p FROM generate_series(0, 7) p;";
 
 static void
 probe_db(char *dsn, size_t len)
@@ -47,20 +48,22 @@ Test(stream, partition_of_is_fnv1a)
 {
 	/* FNV-1a 32: offset basis 2166136261, prime 16777619. "a" hashes to
 	 * 0xe40c292c (the published test vector). */
-	cr_assert_eq(pond_partition_of("", 1u << 31), 2166136261u % (1u << 31));
+	cr_assert_eq(pond_partition_of("", 1u << 31),
+	             2166136261u % (1u << 31));
 	cr_assert_eq(pond_partition_of("a", 0xffffffffu), 0xe40c292cu);
 	cr_assert_eq(pond_partition_of("a", 16), 0xe40c292cu % 16);
 	cr_assert_eq(pond_partition_of("anything", 0), 0);
 }
 
-/* --- producers -------------------------------------------------------------- */
+/* --- producers --------------------------------------------------------------
+ */
 
 typedef struct producer_arg {
 	const char *dsn;
 	int id;
 	int txns;
-	int records; /* out: records committed */
-	pond_pub *pub;	/* announce after commit when set */
+	int records;    /* out: records committed */
+	pond_pub *pub;  /* announce after commit when set */
 	int skip_every; /* do not announce every k-th record (0: never skip) */
 } producer_arg;
 
@@ -81,7 +84,7 @@ produce_one(PGconn *conn, producer_arg *a, unsigned *seed, bool rollback)
 	}
 	cr_assert_eq(pond_pq_exec(conn, "BEGIN"), 0);
 	cr_assert_eq(pond_stream_reserve(conn, "probe", counts, NPARTS, first),
-	    0);
+	             0);
 	int64_t next[NPARTS];
 	memcpy(next, first, sizeof(next));
 	int64_t seqs[6];
@@ -91,11 +94,13 @@ produce_one(PGconn *conn, producer_arg *a, unsigned *seed, bool rollback)
 		snprintf(s, sizeof(s), "%" PRId64, seqs[i]);
 		snprintf(payload, sizeof(payload), "w%d-%d", a->id, i);
 		const char *params[] = {p, s, payload};
-		cr_assert_eq(pond_pq_query(conn, NULL,
-		                 "INSERT INTO probe_stream VALUES ($1, $2, "
-		                 "convert_to($3, 'UTF8'))",
-		                 3, params),
-		    0);
+		cr_assert_eq(
+		        pond_pq_query(
+		                conn, NULL,
+		                "INSERT INTO probe_stream VALUES ($1, $2, "
+		                "convert_to($3, 'UTF8'))",
+		                3, params),
+		        0);
 	}
 	if (rollback) {
 		cr_assert_eq(pond_pq_exec(conn, "ROLLBACK"), 0);
@@ -108,7 +113,7 @@ produce_one(PGconn *conn, producer_arg *a, unsigned *seed, bool rollback)
 		}
 		snprintf(payload, sizeof(payload), "w%d-%d", a->id, i);
 		pond_stream_announce(a->pub, "probe", parts[i], seqs[i],
-		    payload, strlen(payload));
+		                     payload, strlen(payload));
 	}
 	return (n);
 }
@@ -124,8 +129,8 @@ producer_thread(void *arg)
 	for (int t = 0; t < a->txns; t++) {
 		a->records += produce_one(conn, a, &seed, t % 7 == 3);
 		if (a->pub != NULL) {
-			/* Spread the writes over a few seconds, so the consumer
-			 * is killed while records keep arriving. */
+			/* Spread the writes over a few seconds, so the
+			 * consumer is killed while records keep arriving. */
 			usleep(rand_r(&seed) % 30000);
 		}
 	}
@@ -151,14 +156,15 @@ reader_thread(void *arg)
 
 	cr_assert_eq(pond_pq_connect(&conn, r->dsn, "test-reader"), 0);
 	while (!r->stop) {
-		cr_assert_eq(pond_pq_query(conn, &res,
-		                 "SELECT partition, count(*), max(seq) "
-		                 "FROM probe_stream GROUP BY partition",
-		                 0, NULL),
-		    0);
+		cr_assert_eq(
+		        pond_pq_query(conn, &res,
+		                      "SELECT partition, count(*), max(seq) "
+		                      "FROM probe_stream GROUP BY partition",
+		                      0, NULL),
+		        0);
 		for (int i = 0; i < PQntuples(res); i++) {
 			if (strcmp(PQgetvalue(res, i, 1),
-			        PQgetvalue(res, i, 2)) != 0) {
+			           PQgetvalue(res, i, 2)) != 0) {
 				r->violations++;
 			}
 		}
@@ -194,39 +200,50 @@ Test(stream, concurrent_producers_gap_free_prefix, .timeout = 120)
 
 	cr_assert_gt(r.snapshots, 0);
 	cr_assert_eq(r.violations, 0, "a reader saw a gap %d times",
-	    r.violations);
+	             r.violations);
 	/* Every committed record is there once, seqs are 1..head in every
 	 * partition, and the heads count exactly the committed records (the
 	 * rolled-back reservations left no hole). */
-	cr_assert_eq(pond_test_sql_int(dsn, "SELECT count(*) FROM probe_stream"),
-	    total);
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM (SELECT partition, count(*) c, "
-	                 "min(seq) lo, max(seq) hi FROM probe_stream GROUP BY "
-	                 "partition) x WHERE lo <> 1 OR hi <> c"),
-	    0);
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM stream_heads h LEFT JOIN "
-	                 "(SELECT partition, count(*) c FROM probe_stream "
-	                 "GROUP BY partition) s USING (partition) WHERE "
-	                 "h.stream = 'probe' AND h.head <> coalesce(s.c, 0)"),
-	    0);
+	cr_assert_eq(
+	        pond_test_sql_int(dsn, "SELECT count(*) FROM probe_stream"),
+	        total);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM (SELECT partition, count(*) c, "
+	                "min(seq) lo, max(seq) hi FROM probe_stream GROUP BY "
+	                "partition) x WHERE lo <> 1 OR hi <> c"),
+	        0);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM stream_heads h LEFT JOIN "
+	                "(SELECT partition, count(*) c FROM probe_stream "
+	                "GROUP BY partition) s USING (partition) WHERE "
+	                "h.stream = 'probe' AND h.head <> coalesce(s.c, 0)"),
+	        0);
 }
 
-/* --- consumer ------------------------------------------------------------------ */
+/* --- consumer
+ * ------------------------------------------------------------------ */
 
 static pond_test_proc *
 spawn_probe(const char *dsn, const char *pub_url, uint16_t port,
-    const char *log, const char *delay_us)
+            const char *log, const char *delay_us)
 {
 	char e_dsn[600], e_sub[128], e_port[32], e_delay[64];
 	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", dsn);
 	snprintf(e_sub, sizeof(e_sub), "POND_PROBE_SUB_URLS=%s", pub_url);
 	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", port);
 	snprintf(e_delay, sizeof(e_delay), "POND_PROBE_APPLY_DELAY_US=%s",
-	    delay_us);
-	const char *env[] = {e_dsn, e_sub, e_port, e_delay,
-	    "POND_HTTP_ADDR=127.0.0.1", "POND_LOG_LEVEL=debug", NULL};
+	         delay_us);
+	const char *env[] = {e_dsn,
+	                     e_sub,
+	                     e_port,
+	                     e_delay,
+	                     "POND_HTTP_ADDR=127.0.0.1",
+	                     "POND_LOG_LEVEL=debug",
+	                     NULL};
 	return (pond_test_spawn("pond-probe-consumer", env, log));
 }
 
@@ -235,37 +252,48 @@ spawn_probe(const char *dsn, const char *pub_url, uint16_t port,
 static void
 check_exactly_once(const char *dsn, long long n)
 {
-	cr_assert_eq(pond_test_sql_int(dsn, "SELECT count(*) FROM probe_applied"),
-	    n, "applied %lld, expected %lld",
-	    pond_test_sql_int(dsn, "SELECT count(*) FROM probe_applied"), n);
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM (SELECT DISTINCT partition, seq "
-	                 "FROM probe_applied) x"),
-	    n);
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM probe_stream s WHERE NOT EXISTS "
-	                 "(SELECT 1 FROM probe_applied a WHERE a.partition = "
-	                 "s.partition AND a.seq = s.seq)"),
-	    0);
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM (SELECT seq, lag(seq) OVER "
-	                 "(PARTITION BY partition ORDER BY applied_order) prev "
-	                 "FROM probe_applied) x WHERE prev IS NOT NULL AND "
-	                 "seq <> prev + 1"),
-	    0, "records applied out of order");
+	cr_assert_eq(
+	        pond_test_sql_int(dsn, "SELECT count(*) FROM probe_applied"),
+	        n, "applied %lld, expected %lld",
+	        pond_test_sql_int(dsn, "SELECT count(*) FROM probe_applied"),
+	        n);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM (SELECT DISTINCT partition, seq "
+	                "FROM probe_applied) x"),
+	        n);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM probe_stream s WHERE NOT EXISTS "
+	                "(SELECT 1 FROM probe_applied a WHERE a.partition = "
+	                "s.partition AND a.seq = s.seq)"),
+	        0);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM (SELECT seq, lag(seq) OVER "
+	                "(PARTITION BY partition ORDER BY applied_order) prev "
+	                "FROM probe_applied) x WHERE prev IS NOT NULL AND "
+	                "seq <> prev + 1"),
+	        0, "records applied out of order");
 }
 
 /* dump_sessions prints who holds what, for a failure to explain itself. */
 static void
 dump_sessions(const char *dsn)
 {
-	char *text = pond_test_sql_text(dsn,
-	    "SELECT string_agg(format('pid=%s app=%s state=%s wait=%s/%s "
-	    "locks=%s query=%s', a.pid, a.application_name, a.state, "
-	    "a.wait_event_type, a.wait_event, (SELECT string_agg(objid::text, "
-	    "',') FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = "
-	    "'advisory'), left(a.query, 80)), E'\n') FROM pg_stat_activity a "
-	    "WHERE a.datname = current_database()");
+	char *text = pond_test_sql_text(
+	        dsn,
+	        "SELECT string_agg(format('pid=%s app=%s state=%s wait=%s/%s "
+	        "locks=%s query=%s', a.pid, a.application_name, a.state, "
+	        "a.wait_event_type, a.wait_event, (SELECT "
+	        "string_agg(objid::text, "
+	        "',') FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = "
+	        "'advisory'), left(a.query, 80)), E'\n') FROM "
+	        "pg_stat_activity a "
+	        "WHERE a.datname = current_database()");
 	fprintf(stderr, "sessions:\n%s\n", text != NULL ? text : "(none)");
 	free(text);
 }
@@ -274,8 +302,8 @@ static void
 wait_applied(const char *dsn, long long n, int timeout_ms)
 {
 	for (int waited = 0; waited < timeout_ms; waited += 100) {
-		if (pond_test_sql_int(dsn, "SELECT count(*) FROM probe_applied") >=
-		    n) {
+		if (pond_test_sql_int(
+		            dsn, "SELECT count(*) FROM probe_applied") >= n) {
 			return;
 		}
 		usleep(100 * 1000);
@@ -296,19 +324,22 @@ Test(stream, consumer_sigkill_exactly_once, .timeout = 240)
 
 	probe_db(dsn, sizeof(dsn));
 	snprintf(pub_url, sizeof(pub_url), "tcp://127.0.0.1:%u",
-	    pond_test_free_port());
+	         pond_test_free_port());
 	cr_assert_eq(pond_pub_listen(&pub, pub_url), 0);
 	for (int i = 0; i < WRITERS; i++) {
 		/* One announcement in 10 never sent: the consumer must find
 		 * those records in the table. */
-		args[i] = (producer_arg){.dsn = dsn, .id = i, .txns = TXNS,
-		    .pub = pub, .skip_every = 10};
+		args[i] = (producer_arg){.dsn = dsn,
+		                         .id = i,
+		                         .txns = TXNS,
+		                         .pub = pub,
+		                         .skip_every = 10};
 		pthread_create(&threads[i], NULL, producer_thread, &args[i]);
 	}
 	for (int round = 0; round < 8; round++) {
 		uint16_t port = pond_test_free_port();
-		pond_test_proc *p = spawn_probe(dsn, pub_url, port, "probe-kill",
-		    "2000");
+		pond_test_proc *p =
+		        spawn_probe(dsn, pub_url, port, "probe-kill", "2000");
 		usleep((useconds_t)(150 + rand_r(&seed) % 500) * 1000);
 		pond_test_kill(p, SIGKILL);
 		cr_assert_eq(pond_test_wait_exit(p, 10000, &status), 0);
@@ -324,12 +355,14 @@ Test(stream, consumer_sigkill_exactly_once, .timeout = 240)
 	cr_assert_eq(pond_test_stop(p), 0, "probe did not exit cleanly");
 	check_exactly_once(dsn, total);
 	/* The cursors stand at the heads. */
-	cr_assert_eq(pond_test_sql_int(dsn,
-	                 "SELECT count(*) FROM stream_heads h JOIN "
-	                 "consumer_cursors c ON c.stream = h.stream AND "
-	                 "c.partition = h.partition WHERE h.stream = 'probe' "
-	                 "AND c.seq = h.head"),
-	    NPARTS);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                dsn,
+	                "SELECT count(*) FROM stream_heads h JOIN "
+	                "consumer_cursors c ON c.stream = h.stream AND "
+	                "c.partition = h.partition WHERE h.stream = 'probe' "
+	                "AND c.seq = h.head"),
+	        NPARTS);
 	pond_pub_close(pub);
 }
 
@@ -340,10 +373,12 @@ owned_partitions(uint16_t port)
 	pond_test_http_resp resp;
 	int owned = -1;
 
-	if (pond_test_http("GET", port, "/metrics", NULL, NULL, 0, &resp) != 0) {
+	if (pond_test_http("GET", port, "/metrics", NULL, NULL, 0, &resp) !=
+	    0) {
 		return (-1);
 	}
-	const char *line = strstr(resp.body, "\npond_consumer_owned_partitions{");
+	const char *line =
+	        strstr(resp.body, "\npond_consumer_owned_partitions{");
 	if (line != NULL && (line = strchr(line, '}')) != NULL) {
 		owned = atoi(line + 1);
 	}
@@ -374,18 +409,18 @@ Test(stream, two_consumers_split_and_take_over, .timeout = 180)
 
 	probe_db(dsn, sizeof(dsn));
 	snprintf(pub_url, sizeof(pub_url), "tcp://127.0.0.1:%u",
-	    pond_test_free_port());
+	         pond_test_free_port());
 	cr_assert_eq(pond_pub_listen(&pub, pub_url), 0);
-	pond_test_proc *p1 = spawn_probe(dsn, pub_url, port1, "probe-split-1",
-	    "0");
+	pond_test_proc *p1 =
+	        spawn_probe(dsn, pub_url, port1, "probe-split-1", "0");
 	cr_assert(wait_owned(port1, NPARTS, 20000),
-	    "a lone consumer should own all %d partitions", NPARTS);
-	pond_test_proc *p2 = spawn_probe(dsn, pub_url, port2, "probe-split-2",
-	    "0");
+	          "a lone consumer should own all %d partitions", NPARTS);
+	pond_test_proc *p2 =
+	        spawn_probe(dsn, pub_url, port2, "probe-split-2", "0");
 	cr_assert(wait_owned(port2, NPARTS / 2, 20000),
-	    "the second consumer should take half");
+	          "the second consumer should take half");
 	cr_assert(wait_owned(port1, NPARTS / 2, 20000),
-	    "the first consumer should give half back");
+	          "the first consumer should give half back");
 
 	a = (producer_arg){.dsn = dsn, .id = 1, .txns = 300, .pub = pub};
 	pthread_create(&producer, NULL, producer_thread, &a);
@@ -394,7 +429,8 @@ Test(stream, two_consumers_split_and_take_over, .timeout = 180)
 	cr_assert_eq(pond_test_wait_exit(p1, 10000, &status), 0);
 	if (!wait_owned(port2, NPARTS, 20000)) {
 		dump_sessions(dsn);
-		cr_assert_fail("the survivor should take over every partition");
+		cr_assert_fail(
+		        "the survivor should take over every partition");
 	}
 	pthread_join(producer, NULL);
 	wait_applied(dsn, a.records, 60000);

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +91,40 @@ ic_start(ic_service *svc, const char *log_name, const char *const *extra_env)
 	pond_test_wait_ready(svc->proc, svc->http_port, "/healthz", 30000);
 }
 
+void
+ic_dump_threads(const ic_service *svc)
+{
+	char pid[16];
+	const char *argv[] = {
+	        "/usr/bin/gdb",        "-p", pid, "-batch", "-ex",
+	        "thread apply all bt", NULL};
+
+	snprintf(pid, sizeof(pid), "%d", (int)pond_test_proc_pid(svc->proc));
+	(void)pond_test_run(argv, NULL, svc->log_name, NULL);
+}
+
+int
+ic_wait_exit(ic_service *svc, int timeout_ms, int *status)
+{
+	if (pond_test_wait_exit(svc->proc, timeout_ms, status) == 0) {
+		return (0);
+	}
+	ic_dump_threads(svc);
+	return (POND_ETIMEDOUT);
+}
+
 int
 ic_stop(ic_service *svc)
 {
-	int status = pond_test_stop(svc->proc);
+	int status;
 
+	/* A service stuck in its shutdown leaves its threads' stacks in its
+	 * log before it is killed. */
+	pond_test_kill(svc->proc, SIGTERM);
+	if (ic_wait_exit(svc, IC_STOP_MS, &status) != 0) {
+		pond_test_kill(svc->proc, SIGKILL);
+	}
+	status = pond_test_stop(svc->proc);
 	svc->proc = NULL;
 	return (status);
 }

@@ -60,9 +60,21 @@ typedef struct ic_service {
 void ic_start(ic_service *svc, const char *log_name,
               const char *const *extra_env);
 
-/* ic_stop sends SIGTERM, waits up to 10 s and returns the exit status
- * (0 for a clean shutdown). */
+/* IC_STOP_MS is how long a service may take to stop after SIGTERM. */
+#define IC_STOP_MS 10000
+
+/* ic_stop sends SIGTERM, waits up to IC_STOP_MS and returns the exit
+ * status (0 for a clean shutdown); past that it kills the service, after
+ * ic_dump_threads. */
 int ic_stop(ic_service *svc);
+
+/* ic_wait_exit is pond_test_wait_exit for svc's process that, when the
+ * process is still running after timeout_ms, calls ic_dump_threads. */
+int ic_wait_exit(ic_service *svc, int timeout_ms, int *status);
+
+/* ic_dump_threads appends the stacks of all the service's threads (gdb)
+ * to its log: what a test leaves behind when a service hangs. */
+void ic_dump_threads(const ic_service *svc);
 
 /* ic_add_publisher adds publisher name with token by SQL (the hash as
  * `pond publishers add` stores it) and returns its id. */
