@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "consumer.h"
 #include "db.h"
 #include "harness.h"
-#include "stream.h"
 
 #define NPARTS 8
 

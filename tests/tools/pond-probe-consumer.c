@@ -11,9 +11,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "consumer.h"
 #include "log.h"
 #include "service.h"
-#include "stream.h"
 
 typedef struct probe_config {
 	char *name;
