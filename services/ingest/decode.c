@@ -98,10 +98,49 @@ ingest_decode_protobuf(ingest_batch *b, const uint8_t *buf, size_t len)
 	return (POND_OK);
 }
 
-/* json_fault classifies an element the codec refused, following the code
- * order of API.md section 6 as far as the JSON shows it. */
+/* json_shell keeps the identity of an element the codec refused (its id,
+ * key and the aliases that decode), so that store.c can still tell an
+ * unknown customer, whose code comes before most faults, from the rest. */
 static void
-json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
+json_shell(ingest_batch *b, ingest_item *item, const json_t *elem)
+{
+	ProtobufCAllocator *alloc = pond_arena_allocator(&b->arena);
+	const json_t *key = json_object_get(elem, "customer_key");
+	const json_t *aliases = json_object_get(elem, "aliases");
+	size_t n = json_array_size(aliases);
+	Pond__Event *e = pond_arena_alloc(&b->arena, sizeof(*e));
+
+	if (e == NULL) {
+		return; /* without a shell the event's own fault stands */
+	}
+	pond__event__init(e);
+	e->event_id = pond_arena_strdup(&b->arena, item->event_id);
+	e->customer_key = pond_arena_strdup(
+	        &b->arena, json_is_string(key) ? json_string_value(key) : "");
+	e->aliases = pond_arena_alloc(&b->arena, (n + 1) * sizeof(void *));
+	if (e->event_id == NULL || e->customer_key == NULL ||
+	    e->aliases == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ProtobufCMessage *alias;
+		pond_pbjson_error err;
+		if (pond_pbjson_decode(&pond__alias__descriptor,
+		                       json_array_get(aliases, i), alloc,
+		                       &alias, &err) == 0) {
+			e->aliases[e->n_aliases++] = (Pond__Alias *)alias;
+		}
+	}
+	item->event = e;
+	item->shell = true;
+}
+
+/* json_fault classifies an element the codec refused, following the code
+ * order of API.md section 6 as far as the JSON shows it; unknown_customer
+ * is left to store.c, through the element's shell. */
+static void
+json_fault(ingest_batch *b, ingest_item *item, const json_t *elem,
+           const pond_pbjson_error *err)
 {
 	const json_t *id, *key, *aliases;
 	const char *name;
@@ -137,6 +176,7 @@ json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
 		         "customer_key or a known alias is required");
 		return;
 	}
+	json_shell(b, item, elem);
 	/* A body of an unknown type is an unknown key holding an object when
 	 * no known body is there. */
 	json_object_foreach((json_t *)elem, name, value)
@@ -150,10 +190,13 @@ json_fault(ingest_item *item, const json_t *elem, const pond_pbjson_error *err)
 			unknown_object = true;
 		}
 	}
-	if (!has_body && unknown_object) {
-		item->check = CODE_UNKNOWN_BODY;
-		snprintf(item->check_reason, sizeof(item->check_reason),
-		         "the event's body is of an unknown type");
+	if (!has_body) {
+		item->check =
+		        unknown_object ? CODE_UNKNOWN_BODY : CODE_MISSING_BODY;
+		snprintf(item->check_reason, sizeof(item->check_reason), "%s",
+		         unknown_object
+		                 ? "the event's body is of an unknown type"
+		                 : "the event has no body");
 		return;
 	}
 	item->check = CODE_BAD_FIELD;
@@ -227,7 +270,7 @@ ingest_decode_json(ingest_batch *b, const char *body, size_t len,
 		if (!json_is_object(elem) ||
 		    pond_pbjson_decode(&pond__event__descriptor, elem, alloc,
 		                       &msg, &perr) != 0) {
-			json_fault(item, elem, &perr);
+			json_fault(b, item, elem, &perr);
 			/* The id lives in the JSON tree, freed below. */
 			item->event_id =
 			        pond_arena_strdup(&b->arena, item->event_id);

@@ -56,7 +56,7 @@ ingest_encode_ack(ingest_batch *b, uint8_t **buf, size_t *len)
 		for (size_t i = 0; i < b->n; i++) {
 			const ingest_item *item = &b->items[i];
 			pond__ingest_result__init(&results[i]);
-			results[i].event_id = (char *)item->event_id;
+			results[i].event_id = (char *)reply_id(item);
 			results[i].status = (char *)status_names[item->status];
 			results[i].code = (char *)ingest_code_name(item->code);
 			results[i].reason =

@@ -68,8 +68,11 @@ typedef struct ingest_item {
 	Pond__Event *event; /* NULL when it could not be decoded */
 	const uint8_t *raw; /* as it arrived, kept for rejected_events */
 	size_t raw_len;
-	const char *event_id; /* best known id, for the reply ("" if none) */
-	ingest_code check;    /* first fault found without the store */
+	const char *event_id;  /* best known id, for the reply ("" if none) */
+	const char *given_key; /* customer_key as sent, restored on a retry */
+	bool shell; /* event holds only the identity of an element the JSON
+	             * codec refused: enough to resolve its customer */
+	ingest_code check; /* first fault found without the store */
 	char check_reason[320];
 	/* Outcome. */
 	ingest_status status;
@@ -163,6 +166,11 @@ void ingest_validate(ingest_item *item, ingest_format format, pond_time now);
 
 /* ingest_utf8_valid reports whether s is well-formed UTF-8 (RFC 3629). */
 bool ingest_utf8_valid(const unsigned char *s);
+
+/* ingest_utf8_repair replaces every byte of s that is not part of a
+ * well-formed UTF-8 sequence with '?', in place: reasons quote input and
+ * are cut to fit, and the store accepts only valid text. */
+void ingest_utf8_repair(char *s);
 
 /* ingest_store_work settles a batch in one transaction (a pond_db work
  * function). */

@@ -97,6 +97,15 @@ item_clean(const ingest_item *item)
 	return (item->check == CODE_NONE);
 }
 
+/* item_resolves reports whether settle_item will resolve the item's
+ * customer: it decoded, and no fault outranks unknown_customer. */
+static bool
+item_resolves(const ingest_item *item)
+{
+	return (item->event != NULL && (item->check == CODE_NONE ||
+	                                item->check > CODE_UNKNOWN_CUSTOMER));
+}
+
 static const char *
 alias_key(pond_arena *a, const Pond__Alias *alias)
 {
@@ -259,14 +268,21 @@ store_load_aliases(PGconn *conn, settle *st)
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		const Pond__Event *e = b->items[i].event;
-		/* Only clean events resolve or link; the others' aliases
-		 * need not be looked up (and may not be valid text). */
-		if (e == NULL || !item_clean(&b->items[i])) {
+		/* Every event that reaches customer resolution is looked up,
+		 * faulty or not: unknown_customer outranks most faults. An
+		 * alias that is not valid text cannot be linked to anyone. */
+		if (!item_resolves(&b->items[i])) {
 			continue;
 		}
 		for (size_t k = 0; k < e->n_aliases; k++) {
-			kinds[n] = e->aliases[k]->kind;
-			values[n++] = e->aliases[k]->value;
+			const Pond__Alias *a = e->aliases[k];
+			if (ingest_utf8_valid(
+			            (const unsigned char *)a->kind) &&
+			    ingest_utf8_valid(
+			            (const unsigned char *)a->value)) {
+				kinds[n] = a->kind;
+				values[n++] = a->value;
+			}
 		}
 	}
 	if ((ka = pond_pq_text_array(kinds, n)) == NULL ||
@@ -372,9 +388,9 @@ settle_item(settle *st, ingest_item *item)
 	strmap_slot *id, *order = NULL;
 
 	/* An item that never decoded has no customer to resolve: its own
-	 * fault stands, whatever its rank. */
-	if (item->event == NULL || (item->check != CODE_NONE &&
-	                            item->check < CODE_UNKNOWN_CUSTOMER)) {
+	 * fault stands, whatever its rank. (A shell, an element the JSON codec
+	 * refused, has its identity and resolves like any other.) */
+	if (!item_resolves(item)) {
 		item_reject(item, item->check, item->check_reason);
 		return;
 	}
@@ -776,6 +792,11 @@ store_reset(ingest_batch *b)
 		item->reason = NULL;
 		item->customer_key = NULL;
 		item->seq = 0;
+		/* A failed attempt may have stored the resolved key in the
+		 * event (store_pack); resolve afresh from what was sent. */
+		if (item->event != NULL) {
+			item->event->customer_key = (char *)item->given_key;
+		}
 	}
 	b->batch_error = NULL;
 	b->batch_message = NULL;
@@ -826,7 +847,12 @@ ingest_store_work(PGconn *conn, void *arg)
 	int rv;
 
 	for (size_t i = 0; i < b->n; i++) {
-		ingest_validate(&b->items[i], b->format, now);
+		ingest_item *item = &b->items[i];
+		ingest_validate(item, b->format, now);
+		ingest_utf8_repair(item->check_reason);
+		if (item->event != NULL) {
+			item->given_key = item->event->customer_key;
+		}
 	}
 	do {
 		b->attempts++;

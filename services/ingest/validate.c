@@ -76,6 +76,9 @@ check_enum(ingest_item *item, const char *field, const char *value,
            const char *const *set)
 {
 	if (!one_of(value, set)) {
+		/* At most 40 bytes of the value are quoted, perhaps cutting
+		 * a character: reasons are repaired to UTF-8 before they are
+		 * stored (ingest_store_work). */
 		fault(item, CODE_BAD_FIELD,
 		      "%s: '%.40s' is not one of the allowed values", field,
 		      value);
@@ -108,43 +111,69 @@ check_count(ingest_item *item, const char *field, int64_t v)
 	}
 }
 
+/* utf8_seq returns the length of the well-formed UTF-8 sequence at s
+ * (RFC 3629), or 0 when there is none. */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	unsigned char c = *s;
+	size_t n;
+	uint32_t cp;
+
+	if (c < 0x80) {
+		return (1);
+	} else if ((c & 0xe0) == 0xc0) {
+		n = 1;
+		cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 2;
+		cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 3;
+		cp = c & 0x07;
+	} else {
+		return (0);
+	}
+	for (size_t i = 1; i <= n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			return (0);
+		}
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff)) {
+		return (0);
+	}
+	return (n + 1);
+}
+
 bool
 ingest_utf8_valid(const unsigned char *s)
 {
 	while (*s != '\0') {
-		unsigned char c = *s;
-		int n;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
+		size_t n = utf8_seq(s);
+		if (n == 0) {
 			return (false);
 		}
-		for (int i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80) {
-				return (false);
-			}
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff)) {
-			return (false);
-		}
-		s += n + 1;
+		s += n;
 	}
 	return (true);
+}
+
+void
+ingest_utf8_repair(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			*p++ = '?';
+		} else {
+			p += n;
+		}
+	}
 }
 
 /* check_strings walks every string of msg (map keys and values are strings
@@ -333,6 +362,73 @@ check_body(ingest_item *item, const Pond__Event *e)
 	}
 }
 
+/* wire_varint reads a varint at *p (< end); false when it runs off. */
+static bool
+wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			return (true);
+		}
+	}
+	return (false);
+}
+
+/* wire_nul_in_string reports whether a string field of a message of type
+ * desc, anywhere in p..p+len, holds a NUL byte. protobuf-c hands strings
+ * over as C strings, so "id\0a" would silently become "id": such input is
+ * refused, as the JSON codec refuses \u0000. */
+static bool
+wire_nul_in_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
+                   size_t len, int depth)
+{
+	const uint8_t *end = p + len;
+	uint64_t key, n;
+
+	while (p < end) {
+		if (!wire_varint(&p, end, &key)) {
+			return (false);
+		}
+		switch (key & 7) {
+		case 0:
+			if (!wire_varint(&p, end, &n)) {
+				return (false);
+			}
+			continue;
+		case 1:
+			p += 8;
+			continue;
+		case 5:
+			p += 4;
+			continue;
+		case 2:
+			break;
+		default:
+			return (false);
+		}
+		if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p)) {
+			return (false);
+		}
+		const ProtobufCFieldDescriptor *f =
+		        protobuf_c_message_descriptor_get_field(
+		                desc, (unsigned)(key >> 3));
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING &&
+		    memchr(p, 0, n) != NULL) {
+			return (true);
+		}
+		if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+		    depth < 8 &&
+		    wire_nul_in_string(f->descriptor, p, n, depth + 1)) {
+			return (true);
+		}
+		p += n;
+	}
+	return (false);
+}
+
 /* check_presence covers event_id, customer and body. */
 static void
 check_presence(ingest_item *item, const Pond__Event *e, ingest_format format)
@@ -374,6 +470,11 @@ check_presence(ingest_item *item, const Pond__Event *e, ingest_format format)
 		fault(item, CODE_BAD_FIELD,
 		      "the event has more than one body");
 	}
+	if (format == FORMAT_PROTOBUF &&
+	    wire_nul_in_string(&pond__event__descriptor, item->raw,
+	                       item->raw_len, 0)) {
+		fault(item, CODE_BAD_FIELD, "a string holds a NUL byte");
+	}
 }
 
 void
@@ -381,6 +482,9 @@ ingest_validate(ingest_item *item, ingest_format format, pond_time now)
 {
 	const Pond__Event *e = item->event;
 
+	if (item->shell) {
+		return; /* json_fault already classified it */
+	}
 	if (e == NULL) {
 		if (item->check == CODE_NONE) {
 			fault(item, CODE_UNDECODABLE,
