@@ -149,16 +149,23 @@ cli_command_usage(const pond_cli_command *cmd, FILE *out)
 	        *cmd->args != '\0' ? " " : "", cmd->args, cmd->summary);
 }
 
+/* cli_vsay prints "pond: MSG" on stderr. */
+static void
+cli_vsay(const char *fmt, va_list ap)
+{
+	fputs("pond: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int
 pond_cli_usage(pond_cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("pond: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (cli != NULL && cli->cmd != NULL) {
 		cli_command_usage(cli->cmd, stderr);
 	}
@@ -170,11 +177,9 @@ pond_cli_fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("pond: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return (POND_CLI_FAIL);
 }
 
@@ -429,14 +434,10 @@ cli_stored_partitions(PGconn *conn, int *nparts)
 	int rv;
 
 	*nparts = 0;
-	if ((rv = pond_pq_query(
-	             conn, &res,
-	             "SELECT to_regclass('pond_settings') IS NOT NULL", 0,
-	             NULL)) != 0) {
+	bool exists;
+	if ((rv = pond_pq_table_exists(conn, "pond_settings", &exists)) != 0) {
 		return (rv);
 	}
-	bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	if (!exists) {
 		return (POND_OK);
 	}

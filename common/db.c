@@ -166,6 +166,23 @@ pond_pq_rollback(PGconn *conn)
 	}
 }
 
+int
+pond_pq_table_exists(PGconn *conn, const char *table, bool *exists)
+{
+	const char *params[] = {table};
+	PGresult *res;
+	int rv;
+
+	if ((rv = pond_pq_query(conn, &res,
+	                        "SELECT to_regclass($1) IS NOT NULL", 1,
+	                        params)) != 0) {
+		return (rv);
+	}
+	*exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return (POND_OK);
+}
+
 char *
 pond_pq_text_array(const char *const *items, size_t n)
 {

@@ -85,6 +85,12 @@ int pond_pq_check(PGconn *conn, const PGresult *res, const char *what);
  * the caller: a broken connection is reset by the pool). */
 void pond_pq_rollback(PGconn *conn);
 
+/* pond_pq_table_exists sets *exists to whether table is visible on the
+ * search path (to_regclass): before the first migrate a table is missing,
+ * which callers treat as "empty", not as an error. */
+int pond_pq_table_exists(PGconn *conn, const char *table,
+                         bool *exists) POND_MUSTCHECK;
+
 /* pond_pq_text_array writes items as a PostgreSQL array literal
  * ({"a","b\"c"}) into a malloc'd string, for one array parameter instead of
  * one statement per item. Returns NULL on ENOMEM. */

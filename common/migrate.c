@@ -244,14 +244,11 @@ pond_schema_version(PGconn *conn, int *version)
 	*version = 0;
 	/* Before the first migrate there is no table, which is version 0,
 	 * not an error. */
-	if ((rv = pond_pq_query(
-	             conn, &res,
-	             "SELECT to_regclass('schema_migrations') IS NOT NULL", 0,
-	             NULL)) != 0) {
+	bool exists;
+	if ((rv = pond_pq_table_exists(conn, "schema_migrations", &exists)) !=
+	    0) {
 		return (rv);
 	}
-	bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	if (!exists) {
 		return (POND_OK);
 	}
