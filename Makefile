@@ -4,6 +4,8 @@
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make run        install what is missing, build, start a local stack with demo traffic
 #   make deps       install the Debian packages the project needs (idempotent)
+#   make images     build the Docker images (base image with mmdebstrap, once)
+#   make test-compose  the compose stack: publish, SIGKILL ingest, count
 #   make format     clang-format every C file in place
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
@@ -119,7 +121,7 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
 # --- top-level targets --------------------------------------------------------
-.PHONY: all deps test test-build run format format-check clean
+.PHONY: all deps test test-build run images test-compose format format-check clean
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -139,6 +141,15 @@ run: deps
 	sh mk/run.sh build/release
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services cli tests -name '*.[ch]')
+
+# images: the local base image (mmdebstrap) and every compose image.
+images:
+	sh mk/images.sh
+
+# test-compose: the stack as containers, with a SIGKILL while events flow.
+test-compose: deps images
+	$(MAKE) --no-print-directory BUILD=release all
+	sh tests/compose/run.sh build/release
 
 format:
 	clang-format -i $(C_FILES)

@@ -12,11 +12,15 @@
  */
 #include "service.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -83,7 +87,10 @@ static void
 service_usage(const pond_service_def *def, FILE *out)
 {
 	fprintf(out,
-	        "usage: pond-%s [--help]\n\n%s\n\n"
+	        "usage: pond-%s [--help | --healthcheck]\n\n%s\n\n"
+	        "--healthcheck asks the running service's /healthz on "
+	        "127.0.0.1:POND_HTTP_PORT\nand exits 0 when it answers "
+	        "200.\n\n"
 	        "Configuration is read from the environment:\n\n",
 	        def->name, def->summary);
 	pond_config_usage(out, service.common_vars,
@@ -92,6 +99,34 @@ service_usage(const pond_service_def *def, FILE *out)
 	if (def->nvars > 0) {
 		pond_config_usage(out, def->vars, def->nvars);
 	}
+}
+
+/* service_healthcheck asks the running service's own /healthz on
+ * 127.0.0.1:POND_HTTP_PORT and returns the exit code: 0 for 200, 1 for
+ * anything else. Container HEALTHCHECKs run it, so the images need no curl. */
+static int
+service_healthcheck(const pond_service_config *conf)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct timeval tv = {.tv_sec = 5};
+	char buf[64] = "";
+	const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+	int fd, status = 0;
+
+	sa.sin_port = htons((uint16_t)conf->http_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0) {
+		return (1);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1) &&
+	    read(fd, buf, sizeof(buf) - 1) > 0) {
+		sscanf(buf, "HTTP/%*s %d", &status);
+	}
+	close(fd);
+	return (status == 200 ? 0 : 1);
 }
 
 /* --- /healthz and /metrics -------------------------------------------------
@@ -325,11 +360,16 @@ pond_service_main(const pond_service_def *def, int argc, char **argv)
 	int rv;
 
 	service_build_vars(def);
+	bool healthcheck = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
 			service_usage(def, stdout);
 			return (0);
+		}
+		if (strcmp(argv[i], "--healthcheck") == 0) {
+			healthcheck = true;
+			continue;
 		}
 		fprintf(stderr, "pond-%s: unknown argument '%s'\n\n",
 		        def->name, argv[i]);
@@ -345,6 +385,9 @@ pond_service_main(const pond_service_def *def, int argc, char **argv)
 	                      sizeof(err)) != 0)) {
 		fprintf(stderr, "pond-%s: %s\n", def->name, err);
 		return (2);
+	}
+	if (healthcheck) {
+		return (service_healthcheck(&svc->conf));
 	}
 	if (pond_log_init(def->name, svc->conf.log_level) != 0) {
 		fprintf(stderr,
