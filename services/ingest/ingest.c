@@ -143,6 +143,8 @@ ingest_reply_http(ingest_batch *b)
 	}
 	if (strcmp(b->batch_error, "unauthorized") == 0) {
 		status = 401;
+	} else if (strcmp(b->batch_error, "not_found") == 0) {
+		status = 404;
 	} else if (strcmp(b->batch_error, "unavailable") == 0) {
 		status = 503;
 	}
@@ -302,6 +304,89 @@ ingest_on_http(pond_http_req *req, void *arg)
 	ingest_submit(ig, b);
 }
 
+/* ingest_replay_id parses "/v1/rejected/ID/replay"; 0 when it is not. */
+static int64_t
+ingest_replay_id(const char *path)
+{
+	const char *p = path + strlen("/v1/rejected/");
+	char *end;
+	long long id;
+
+	if (strncmp(path, "/v1/rejected/", strlen("/v1/rejected/")) != 0 ||
+	    *p < '1' || *p > '9') {
+		return (0);
+	}
+	id = strtoll(p, &end, 10);
+	return (strcmp(end, "/replay") == 0 && id > 0 ? id : 0);
+}
+
+/* ingest_on_replay answers POST /v1/rejected/ID/replay {"event": {...}}:
+ * an operator's fix of a rejected event, settled like a one-event batch of
+ * the original publisher (admin API token). */
+static void
+ingest_on_replay(pond_http_req *req, void *arg)
+{
+	ingest *ig = arg;
+	int64_t id = ingest_replay_id(pond_http_path(req));
+	const char *token = pond_http_bearer(req);
+	const char *body;
+	json_t *root, *wrapped;
+	char *text;
+	size_t len;
+	unsigned status;
+	ingest_batch *b;
+
+	if (id == 0) {
+		pond_http_reply_error(req, 404, "not_found",
+		                      "expected /v1/rejected/ID/replay");
+		return;
+	}
+	if (token == NULL || ig->stopping) {
+		pond_http_reply_error(
+		        req, token == NULL ? 401 : 503,
+		        token == NULL ? "unauthorized" : "unavailable", "%s",
+		        token == NULL ? "an admin API token is "
+		                        "required"
+		                      : "shutting down");
+		return;
+	}
+	body = pond_http_body(req, &len);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(json_object_get(root, "event")) ||
+	    json_object_size(root) != 1) {
+		json_decref(root);
+		pond_http_reply_error(req, 400, "bad_request",
+		                      "the body must be {\"event\": {...}}");
+		return;
+	}
+	wrapped =
+	        json_pack("{s:[O]}", "events", json_object_get(root, "event"));
+	text = json_dumps(wrapped, JSON_COMPACT);
+	json_decref(wrapped);
+	json_decref(root);
+	if (text == NULL || (b = ingest_batch_new(ig, FORMAT_JSON)) == NULL) {
+		free(text);
+		pond_http_reply_error(req, 503, "no_memory", "out of memory");
+		return;
+	}
+	b->http_req = req;
+	b->replay_of = id;
+	b->started = b->received_at = pond_now();
+	b->token = pond_arena_strdup(&b->arena, token);
+	if (b->token == NULL ||
+	    ingest_decode_json(b, text, strlen(text), &status) != 0) {
+		pond_http_reply_error(req, 400, "bad_request", "%s",
+		                      b->batch_message != NULL
+		                              ? b->batch_message
+		                              : "out of memory");
+		ingest_batch_free(b);
+		free(text);
+		return;
+	}
+	free(text);
+	ingest_submit(ig, b);
+}
+
 /* --- metrics, start, stop
  * ------------------------------------------------------------ */
 
@@ -365,7 +450,9 @@ ingest_start(pond_service *svc)
 	if ((rv = ingest_register_metrics(ig, svc->metrics)) != 0 ||
 	    (rv = pond_pub_listen(&ig->pub, ig->conf.pub_url)) != 0 ||
 	    (rv = pond_http_route(svc->http, "POST", "/v1/events", false,
-	                          ingest_on_http, ig)) != 0) {
+	                          ingest_on_http, ig)) != 0 ||
+	    (rv = pond_http_route(svc->http, "POST", "/v1/rejected/", true,
+	                          ingest_on_replay, ig)) != 0) {
 		return (rv);
 	}
 	/* Headroom over the 4 MiB limit, so a slightly larger batch still

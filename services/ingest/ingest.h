@@ -95,6 +95,9 @@ typedef struct ingest_batch {
 	size_t n;
 	pond_time received_at;
 	uint32_t nparts;
+	/* A replay settles one fixed event as the publisher of rejected
+	 * event replay_of (0: not a replay), on an admin token. */
+	int64_t replay_of;
 	/* Settled by the store. */
 	int64_t publisher_id;
 	const char *batch_error; /* code, or NULL */

@@ -120,20 +120,78 @@ alias_key(pond_arena *a, const Pond__Alias *alias)
 	return (k);
 }
 
+/* store_replay_auth checks an admin token and takes the publisher of the
+ * rejected event being replayed, locking its row: a fixed event is settled
+ * as its original publisher, so idempotency by (publisher, event_id) holds
+ * across the fix. */
+static int
+store_replay_auth(PGconn *conn, ingest_batch *b)
+{
+	char id[24];
+	const char *params[] = {id};
+	PGresult *res;
+	int rv;
+
+	if (pond_api_token_role(conn, b->token) != POND_ROLE_ADMIN) {
+		b->batch_error = "unauthorized";
+		b->batch_message = "replaying needs an admin API token";
+		return (POND_EAUTH);
+	}
+	snprintf(id, sizeof(id), "%" PRId64, b->replay_of);
+	if ((rv = pond_pq_query(conn, &res,
+	                        "SELECT publisher_id FROM rejected_events "
+	                        "WHERE id = $1 AND publisher_id IS NOT NULL "
+	                        "FOR UPDATE",
+	                        1, params)) != 0) {
+		return (rv);
+	}
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		b->batch_error = "not_found";
+		b->batch_message = "no rejected event with that id";
+		return (POND_ENOENT);
+	}
+	b->publisher_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return (POND_OK);
+}
+
 static int
 store_auth(PGconn *conn, settle *st)
 {
 	ingest_batch *b = st->b;
 	char name[128];
-	int rv = pond_publisher_lookup(conn, b->token, &b->publisher_id, name,
-	                               sizeof(name));
+	int rv;
 
-	if (rv == POND_EAUTH) {
+	if (b->replay_of > 0) {
+		rv = store_replay_auth(conn, b);
+	} else if ((rv = pond_publisher_lookup(conn, b->token,
+	                                       &b->publisher_id, name,
+	                                       sizeof(name))) == POND_EAUTH) {
 		b->batch_error = "unauthorized";
 		b->batch_message = "missing or unknown publisher token";
 	}
 	snprintf(st->pub_id, sizeof(st->pub_id), "%" PRId64, b->publisher_id);
 	return (rv);
+}
+
+/* store_mark_replayed records a replay that went in (accepted, or found
+ * already stored); a replay rejected again leaves the row as it was. */
+static int
+store_mark_replayed(PGconn *conn, const ingest_batch *b)
+{
+	char id[24];
+	const char *params[] = {id};
+
+	if (b->replay_of == 0 || b->n != 1 ||
+	    b->items[0].status == STATUS_REJECTED) {
+		return (POND_OK);
+	}
+	snprintf(id, sizeof(id), "%" PRId64, b->replay_of);
+	return (pond_pq_query(conn, NULL,
+	                      "UPDATE rejected_events SET replayed_at = now() "
+	                      "WHERE id = $1",
+	                      1, params));
 }
 
 static int
@@ -738,6 +796,9 @@ store_rejects(PGconn *conn, settle *st)
 	char received[40];
 	int rv;
 
+	if (b->replay_of > 0) {
+		return (POND_OK); /* the original row stays the record */
+	}
 	pond_time_format_rfc3339(b->received_at, received, sizeof(received));
 	for (size_t i = 0; i < b->n; i++) {
 		const ingest_item *item = &b->items[i];
@@ -830,6 +891,7 @@ store_try(PGconn *conn, ingest_batch *b)
 	    (rv = store_events(conn, &st)) != 0 ||
 	    (rv = store_new_aliases(conn, &st)) != 0 ||
 	    (rv = store_rejects(conn, &st)) != 0 ||
+	    (rv = store_mark_replayed(conn, b)) != 0 ||
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto fail;
 	}
@@ -860,11 +922,14 @@ ingest_store_work(PGconn *conn, void *arg)
 	} while (rv == POND_ECONFLICT && b->attempts < STORE_ATTEMPTS);
 	if (rv != 0) {
 		/* Nothing is committed: no item may be acked accepted. */
+		const char *code = b->batch_error, *msg = b->batch_message;
 		store_reset(b);
-		if (rv == POND_EAUTH) {
-			b->batch_error = "unauthorized";
-			b->batch_message =
-			        "missing or unknown publisher token";
+		/* A refusal the store decided (unknown token, no such
+		 * rejected event) keeps its code; anything else is the store
+		 * failing, and the publisher sends the batch again. */
+		if ((rv == POND_EAUTH || rv == POND_ENOENT) && code != NULL) {
+			b->batch_error = code;
+			b->batch_message = msg;
 		} else {
 			b->batch_error = "unavailable";
 			b->batch_message =
