@@ -45,8 +45,8 @@ root=$(cd "$(dirname "$0")/.." && pwd -P)
 bin=$(cd "$1/bin" && pwd -P)
 mode=${BENCH:-quick}
 case $mode in
-quick) rounds=3 warm=20000 ingest_n=100000 http_n=40000 catchup_n=200000 ;;
-full) rounds=3 warm=50000 ingest_n=1000000 http_n=200000 catchup_n=1000000 ;;
+quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 ;;
+full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 ;;
 smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 ;;
 *) die "BENCH must be quick, full or smoke, not '$mode'" ;;
 esac
@@ -158,6 +158,12 @@ check_ingest() {
 say "mode $mode, $clients clients, $rounds rounds; logs in $artifacts"
 pgport=$(free_port)
 dsn=$(POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport")
+# pg_stat_statements says where ingest's time inside PostgreSQL goes; it
+# must be preloaded, hence a restart. Its cost falls on every writer alike.
+"$psql" "$dsn" -X -q -c \
+	"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+sh "$root/tests/pg.sh" halt "$pgdir"
+POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport" >/dev/null
 "$psql" "$dsn" -X -q -c "CREATE DATABASE pond"
 POND_DSN=$(echo "$dsn" | sed 's/dbname=postgres$/dbname=pond/')
 export POND_DSN
@@ -167,6 +173,7 @@ pg_version=$(sql 'SHOW server_version')
 "$bin/pond" migrate --partitions "$parts" >/dev/null
 POND_TOKEN=$("$bin/pond" publishers add bench 2>/dev/null)
 export POND_TOKEN
+sql "CREATE EXTENSION pg_stat_statements"
 sql "CREATE EXTENSION pgq" >/dev/null
 sql "SELECT pgq.create_queue('bench')" >/dev/null
 sql "CREATE TABLE bench_copy (LIKE events INCLUDING ALL)"
@@ -279,6 +286,7 @@ say "catch-up: ${catchup_rate} records/s applied (${catchup_wall}/s from start, 
 : >"$tmp/pgq"
 : >"$tmp/ratio"
 ingest_ticks=0
+sql "SELECT pg_stat_statements_reset()" >/dev/null
 for r in $(seq 1 "$rounds"); do
 	cl=$(store copy "$ingest_n" "r$r" $((r * 1000000000)))
 	t0=$(cpu_ticks "$ingest_pid")
@@ -298,6 +306,19 @@ for r in $(seq 1 "$rounds"); do
 	say "round $r: COPY $(field rate "$cl")/s, ingest $(field rate "$il")/s, PgQ $(field rate "$pl")/s"
 done
 rss_nng=$(hwm_mib "$ingest_pid")
+# Ingest's statements are the ones that are neither COPY's nor PgQ's (nor
+# this script's); per batch, in the order of the time they took in all.
+batches=$((rounds * ingest_n / 500))
+statements=$(sql "SELECT '| \`' || CASE WHEN length(q) > 60
+	THEN left(q, 60) || '…' ELSE q END || '\` | ' || round((total_exec_time / $batches)::numeric, 1) || ' | '
+	|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
+	|| ' % |'
+	FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
+		FROM pg_stat_statements) s
+	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
+	AND query !~ '(bench_copy|pgq|pg_stat|pg_database|stream_heads h LEFT)'
+	AND calls >= $batches / 2
+	ORDER BY total_exec_time DESC LIMIT 8")
 ingest_cpu=$(calc "$ingest_ticks / $hz / ($rounds * $ingest_n) * 1e6")
 copy_rate=$(median "$tmp/copy")
 ingest_rate=$(median "$tmp/ingest")
@@ -335,7 +356,7 @@ ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
 ok_rss=$(calc "($rss_all <= 64) ? 1 : 0")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 command="make bench"
 [ "$mode" = quick ] || command="make bench BENCH=$mode"
 
@@ -364,6 +385,14 @@ database on the same machine.
 | 6 | peak RSS (VmHWM) of pond-ingest | **$rss_all MiB** after NNG and HTTP ($rss_nng MiB after the NNG rounds) | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
 | 7 | CPU per 1M events, pond-ingest (user + system) | **$(calc "$ingest_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** over NNG; $(calc "$http_cpu" | awk '{ printf "%.1f", $1 }') CPU-s over HTTP | — | — | — | — |
 | 7 | CPU per 1M records, bench consumer during catch-up | **$(calc "$consumer_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (decode + one row per batch; start-up included) | — | — | — | — |
+
+Where ingest's batches spend their time inside PostgreSQL in the NNG rounds
+(\`pg_stat_statements\`, execution time per 500-event batch, summed over the
+store workers running at once; a COMMIT's WAL flush is not counted there):
+
+| statement | ms per batch | share |
+|---|---|---|
+$statements
 <!-- bench:end -->
 EOF
 
