@@ -68,13 +68,19 @@ port_in_use() {
 			END { exit !f }'
 }
 
+# free_port sets $port to a free port not handed out before in this run
+# (the ports are bound only later, so /proc alone cannot tell them apart).
+# It runs in this shell, not in $(...), so that it remembers.
+taken_ports=" "
 free_port() {
 	while :; do
 		n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 		p=$((20000 + n % 10000))
+		case $taken_ports in *" $p "*) continue ;; esac
 		port_in_use "$p" || break
 	done
-	echo "$p"
+	taken_ports="$taken_ports$p "
+	port=$p
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pond-bench.XXXXXX")
@@ -149,14 +155,17 @@ calc() {
 
 # check_ingest LINE EXPECTED fails the run unless every event was accepted.
 check_ingest() {
-	[ "$(field accepted "$1")" = "$2" ] && [ "$(field errors "$1")" = 0 ] ||
+	if [ "$(field accepted "$1")" != "$2" ] ||
+		[ "$(field errors "$1")" != 0 ]; then
 		die "not every event was accepted: $1 (see $artifacts)"
+	fi
 }
 
 # --- the cluster, the schema, the services ----------------------------------
 
 say "mode $mode, $clients clients, $rounds rounds; logs in $artifacts"
-pgport=$(free_port)
+free_port
+pgport=$port
 dsn=$(POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport")
 # pg_stat_statements says where ingest's time inside PostgreSQL goes; it
 # must be preloaded, hence a restart. Its cost falls on every writer alike.
@@ -167,8 +176,10 @@ POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport" >/dev/null
 "$psql" "$dsn" -X -q -c "CREATE DATABASE pond"
 POND_DSN=$(echo "$dsn" | sed 's/dbname=postgres$/dbname=pond/')
 export POND_DSN
-[ "$(sql 'SHOW fsync')" = on ] && [ "$(sql 'SHOW synchronous_commit')" = on ] ||
+if [ "$(sql 'SHOW fsync')" != on ] ||
+	[ "$(sql 'SHOW synchronous_commit')" != on ]; then
 	die "the cluster is not durable (fsync, synchronous_commit)"
+fi
 pg_version=$(sql 'SHOW server_version')
 "$bin/pond" migrate --partitions "$parts" >/dev/null
 POND_TOKEN=$("$bin/pond" publishers add bench 2>/dev/null)
@@ -180,9 +191,12 @@ sql "CREATE TABLE bench_copy (LIKE events INCLUDING ALL)"
 sql "CREATE TABLE bench_consumed (partition int PRIMARY KEY,
 	records bigint NOT NULL, bytes bigint NOT NULL)"
 
-nng_url=tcp://127.0.0.1:$(free_port)
-pub_url=tcp://127.0.0.1:$(free_port)
-http_port=$(free_port)
+free_port
+nng_url=tcp://127.0.0.1:$port
+free_port
+pub_url=tcp://127.0.0.1:$port
+free_port
+http_port=$port
 env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT="$http_port" \
 	POND_INGEST_URL="$nng_url" POND_EVENTS_PUB_URL="$pub_url" \
 	"$bin/pond-ingest" >"$artifacts/ingest.log" 2>&1 &
@@ -216,8 +230,10 @@ store() {
 say "warm-up: $warm events through each writer"
 line=$(ingest "$warm" w)
 check_ingest "$line" "$warm"
-store copy "$warm" w 0 >/dev/null
-store pgq "$warm" w 0 >/dev/null
+for m in copy pgq; do
+	line=$(store "$m" "$warm" w 0)
+	[ "$(field errors "$line")" = 0 ] || die "$m failed: $line"
+done
 
 # --- catch-up ----------------------------------------------------------------
 
@@ -294,11 +310,12 @@ for r in $(seq 1 "$rounds"); do
 	ingest_ticks=$((ingest_ticks + $(cpu_ticks "$ingest_pid") - t0))
 	check_ingest "$il" "$ingest_n"
 	pl=$(store pgq "$ingest_n" "r$r" 0)
-	[ "$(field errors "$cl")" = 0 ] && [ "$(field errors "$pl")" = 0 ] ||
+	if [ "$(field errors "$cl")" != 0 ] || [ "$(field errors "$pl")" != 0 ]; then
 		die "COPY or PgQ failed: $cl / $pl"
-	echo "$(field rate "$cl")" >>"$tmp/copy"
-	echo "$(field rate "$il")" >>"$tmp/ingest"
-	echo "$(field rate "$pl")" >>"$tmp/pgq"
+	fi
+	field rate "$cl" >>"$tmp/copy"
+	field rate "$il" >>"$tmp/ingest"
+	field rate "$pl" >>"$tmp/pgq"
 	calc "$(field rate "$il") / $(field rate "$cl")" |
 		awk '{ printf "%.2f\n", $1 }' >>"$tmp/ratio"
 	echo "$(field p50_ms "$il") $(field p99_ms "$il")" >>"$tmp/ingest_lat"
@@ -337,8 +354,10 @@ t0=$(cpu_ticks "$ingest_pid")
 hl=$("$bin/pond-bench-http" --port "$http_port" --clients "$clients" \
 	--events "$http_n" --run h)
 http_ticks=$(($(cpu_ticks "$ingest_pid") - t0))
-[ "$(field accepted "$hl")" = "$http_n" ] && [ "$(field non_200 "$hl")" = 0 ] ||
+if [ "$(field accepted "$hl")" != "$http_n" ] ||
+	[ "$(field non_200 "$hl")" != 0 ]; then
 	die "not every HTTP event was accepted: $hl"
+fi
 http_rate=$(field rate "$hl")
 http_cpu=$(calc "$http_ticks / $hz / $http_n * 1e6")
 rss_all=$(hwm_mib "$ingest_pid")
