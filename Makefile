@@ -3,6 +3,8 @@
 #   make            build everything (release flavour) into build/release
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make run        install what is missing, build, start a local stack with demo traffic
+#   make bench      install what is missing, build release, run the benchmarks and
+#                   rewrite BENCHMARKS.md (BENCH=full for the large sizes)
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
@@ -107,6 +109,17 @@ $(O)/bin/%: $(O)/obj/tests/tools/%.o $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# Benchmark load generators (bench/NAME.c -> bin/NAME), sharing bench/lib/.
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(O)/bin/%)
+BENCH_LIB_SRC := $(sort $(wildcard bench/lib/*.c))
+BENCH_LIB_OBJ := $(BENCH_LIB_SRC:%.c=$(O)/obj/%.o)
+
+$(O)/obj/bench/%.o: CFLAGS += -Ibench/lib
+$(BENCH_BINS): $(O)/bin/%: $(O)/obj/bench/%.o $(BENCH_LIB_OBJ) $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 PROGRAMS := $(SERVICE_BINS) $(O)/bin/pond
 
 # --- tests ------------------------------------------------------------------
@@ -121,7 +134,8 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
 # --- top-level targets --------------------------------------------------------
-.PHONY: all deps test test-build run images test-compose format format-check clean
+.PHONY: all deps test test-build run bench bench-build images test-compose \
+	format format-check clean
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -134,13 +148,25 @@ test: deps
 	$(MAKE) --no-print-directory format-check
 	sh tests/run.sh build/asan
 
-test-build: $(PROGRAMS) $(TOOL_BINS) $(TEST_BIN)
+# The load generators are built with the tests too, so that they keep
+# compiling (and stay warning-free) as the code they link changes.
+test-build: $(PROGRAMS) $(TOOL_BINS) $(TEST_BIN) $(BENCH_BINS)
 
 run: deps
 	$(MAKE) --no-print-directory BUILD=release all
 	sh mk/run.sh build/release
 
-C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services cli tests -name '*.[ch]')
+# BENCH=quick (default, within 15 minutes on two cores) or BENCH=full.
+BENCH ?= quick
+
+bench: deps
+	@sh bench/deps.sh
+	$(MAKE) --no-print-directory BUILD=release bench-build
+	BENCH=$(BENCH) sh bench/run.sh build/release
+
+bench-build: $(PROGRAMS) $(BENCH_BINS)
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services cli tests bench -name '*.[ch]')
 
 # images: the local base image (mmdebstrap) and every compose image.
 images:
@@ -162,4 +188,5 @@ clean:
 
 -include $(COMMON_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
 	$(TOOL_SRC:%.c=$(O)/obj/%.d) \
+	$(BENCH_SRC:%.c=$(O)/obj/%.d) $(BENCH_LIB_OBJ:.o=.d) \
 	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d))

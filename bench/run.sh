@@ -1,0 +1,429 @@
+#!/bin/sh
+# run.sh - `make bench`: Pond's benchmarks on a throwaway durable cluster,
+# each figure measured beside its anchor in the same run, written into
+# BENCHMARKS.md (between the "bench:begin" and "bench:end" markers; the
+# hand-written notes around them are kept).
+#
+#   sh bench/run.sh BUILDDIR
+#
+# What runs, in order (DESIGN.md's goals in BENCHMARKS.md):
+#   1. a warm-up of every writer;
+#   2. catch-up: the bench consumer catches up and stops, N events arrive,
+#      it starts again; records/s from the cursors until it is caught up;
+#   3. ROUNDS rounds of, side by side: COPY of the same rows (the store's
+#      ceiling), ingest over NNG, PgQ's insert_event; the figure is the
+#      median of the rounds, the ratio the median of each round's ratio;
+#   4. ingest over HTTP;
+#   5. ingest's peak RSS and CPU per million events from /proc.
+#
+# The cluster keeps PostgreSQL's durable defaults (fsync on,
+# synchronous_commit on), unlike the tests'. Everything listens on
+# 127.0.0.1 only. The cluster and every process started here are gone when
+# the script ends, however it ends; the logs stay in build/bench-artifacts.
+#
+# Environment:
+#   BENCH               quick (default: within 15 minutes on 2 cores), full
+#                       (the large sizes), or smoke (a minute, to check this
+#                       script; it writes build/bench-artifacts/BENCHMARKS.md)
+#   POND_BENCH_CLIENTS  concurrent publishers / connections (default 4)
+#   POND_BENCH_OUT      the file to rewrite (default BENCHMARKS.md)
+set -eu
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+say() {
+	echo "bench: $*"
+}
+
+[ $# -eq 1 ] || die "usage: sh bench/run.sh BUILDDIR"
+root=$(cd "$(dirname "$0")/.." && pwd -P)
+[ -x "$1/bin/pond-bench-ingest" ] ||
+	die "$1/bin/pond-bench-ingest not found (make BUILD=release bench-build)"
+bin=$(cd "$1/bin" && pwd -P)
+mode=${BENCH:-quick}
+case $mode in
+quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 ;;
+full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 ;;
+smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 ;;
+*) die "BENCH must be quick, full or smoke, not '$mode'" ;;
+esac
+clients=${POND_BENCH_CLIENTS:-4}
+out=${POND_BENCH_OUT:-$root/BENCHMARKS.md}
+[ "$mode" != smoke ] || out=${POND_BENCH_OUT:-$root/build/bench-artifacts/BENCHMARKS.md}
+psql=/usr/lib/postgresql/15/bin/psql
+parts=16
+hz=$(getconf CLK_TCK)
+
+# --- ports, directories, teardown -------------------------------------------
+
+# port_in_use and random_port are tests/run.sh's: ports 20000-29999, below
+# the kernel's ephemeral range, checked free in /proc.
+port_in_use() {
+	hex=$(printf '%04X' "$1")
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 }
+			END { exit !f }'
+}
+
+# free_port sets $port to a free port not handed out before in this run
+# (the ports are bound only later, so /proc alone cannot tell them apart).
+# It runs in this shell, not in $(...), so that it remembers.
+taken_ports=" "
+free_port() {
+	while :; do
+		n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		p=$((20000 + n % 10000))
+		case $taken_ports in *" $p "*) continue ;; esac
+		port_in_use "$p" || break
+	done
+	taken_ports="$taken_ports$p "
+	port=$p
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pond-bench.XXXXXX")
+chmod 755 "$tmp" # the postgres user must reach its cluster inside
+pgdir=$tmp/pg
+artifacts=$root/build/bench-artifacts
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+ingest_pid=
+consumer_pid=
+
+# stop_proc PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL.
+stop_proc() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# teardown runs once, on every way out.
+# shellcheck disable=SC2317 # called from traps
+teardown() {
+	trap - EXIT INT TERM HUP
+	[ -z "$consumer_pid" ] || stop_proc "$consumer_pid"
+	[ -z "$ingest_pid" ] || stop_proc "$ingest_pid"
+	if [ -f "$pgdir/log" ]; then
+		cat "$pgdir/log" >"$artifacts/postgres.log" 2>/dev/null || true
+	fi
+	sh "$root/tests/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- small helpers -----------------------------------------------------------
+
+sql() {
+	"$psql" "$POND_DSN" -X -q -v ON_ERROR_STOP=1 -tAc "$1"
+}
+
+# field KEY LINE prints the value of KEY=VALUE in a generator's result line.
+field() {
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+# cpu_ticks PID prints the process's user + system time in clock ticks.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# hwm_mib PID prints the process's peak resident set (VmHWM) in MiB.
+hwm_mib() {
+	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+# median FILE prints the median of the numbers in FILE, one a line.
+median() {
+	sort -g "$1" | awk '{ v[NR] = $1 } END {
+		if (NR % 2) print v[(NR + 1) / 2];
+		else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# calc EXPR prints an awk expression's value.
+calc() {
+	awk "BEGIN { printf \"%s\", $1 }"
+}
+
+# check_ingest LINE EXPECTED fails the run unless every event was accepted.
+check_ingest() {
+	if [ "$(field accepted "$1")" != "$2" ] ||
+		[ "$(field errors "$1")" != 0 ]; then
+		die "not every event was accepted: $1 (see $artifacts)"
+	fi
+}
+
+# --- the cluster, the schema, the services ----------------------------------
+
+say "mode $mode, $clients clients, $rounds rounds; logs in $artifacts"
+free_port
+pgport=$port
+dsn=$(POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport")
+# pg_stat_statements says where ingest's time inside PostgreSQL goes; it
+# must be preloaded, hence a restart. Its cost falls on every writer alike.
+"$psql" "$dsn" -X -q -c \
+	"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+sh "$root/tests/pg.sh" halt "$pgdir"
+POND_PG_DURABLE=1 sh "$root/tests/pg.sh" start "$pgdir" "$pgport" >/dev/null
+"$psql" "$dsn" -X -q -c "CREATE DATABASE pond"
+POND_DSN=$(echo "$dsn" | sed 's/dbname=postgres$/dbname=pond/')
+export POND_DSN
+if [ "$(sql 'SHOW fsync')" != on ] ||
+	[ "$(sql 'SHOW synchronous_commit')" != on ]; then
+	die "the cluster is not durable (fsync, synchronous_commit)"
+fi
+pg_version=$(sql 'SHOW server_version')
+"$bin/pond" migrate --partitions "$parts" >/dev/null
+POND_TOKEN=$("$bin/pond" publishers add bench 2>/dev/null)
+export POND_TOKEN
+sql "CREATE EXTENSION pg_stat_statements"
+sql "CREATE EXTENSION pgq" >/dev/null
+sql "SELECT pgq.create_queue('bench')" >/dev/null
+sql "CREATE TABLE bench_copy (LIKE events INCLUDING ALL)"
+sql "CREATE TABLE bench_consumed (partition int PRIMARY KEY,
+	records bigint NOT NULL, bytes bigint NOT NULL)"
+
+free_port
+nng_url=tcp://127.0.0.1:$port
+free_port
+pub_url=tcp://127.0.0.1:$port
+free_port
+http_port=$port
+env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT="$http_port" \
+	POND_INGEST_URL="$nng_url" POND_EVENTS_PUB_URL="$pub_url" \
+	"$bin/pond-ingest" >"$artifacts/ingest.log" 2>&1 &
+ingest_pid=$!
+
+# wait_started LOG NAME waits for a service's "event=started" line.
+wait_started() {
+	i=0
+	until grep -q "event=started" "$1" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 200 ] || die "$2 did not start; see $1"
+		sleep 0.1
+	done
+}
+wait_started "$artifacts/ingest.log" pond-ingest
+
+# --- the generators ----------------------------------------------------------
+
+# ingest N RUN: N events over NNG; prints the result line.
+ingest() {
+	"$bin/pond-bench-ingest" --url "$nng_url" --clients "$clients" \
+		--events "$1" --run "$2"
+}
+
+# store MODE N RUN SEQBASE: N events by COPY or PgQ; prints the result line.
+store() {
+	"$bin/pond-bench-store" --mode "$1" --clients "$clients" \
+		--events "$2" --run "$3" --seq-base "$4" --partitions "$parts"
+}
+
+say "warm-up: $warm events through each writer"
+line=$(ingest "$warm" w)
+check_ingest "$line" "$warm"
+for m in copy pgq; do
+	line=$(store "$m" "$warm" w 0)
+	[ "$(field errors "$line")" = 0 ] || die "$m failed: $line"
+done
+
+# --- catch-up ----------------------------------------------------------------
+
+lag_sql="SELECT coalesce(sum(h.head - coalesce(c.seq, 0)), 0)
+	FROM stream_heads h LEFT JOIN consumer_cursors c
+	ON c.consumer = 'bench' AND c.stream = h.stream
+	AND c.partition = h.partition WHERE h.stream = 'events'"
+
+start_consumer() {
+	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 \
+		POND_BENCH_SUB_URLS="$pub_url" \
+		"$bin/pond-bench-consumer" >>"$artifacts/consumer.log" 2>&1 &
+	consumer_pid=$!
+}
+
+# wait_caught_up FILE: samples "time lag" into FILE every 0.1 s until the
+# lag is 0 (at most 15 minutes).
+wait_caught_up() {
+	: >"$1"
+	deadline=$(($(date +%s) + 900))
+	while :; do
+		lag=$(sql "$lag_sql")
+		echo "$(date +%s.%N) $lag" >>"$1"
+		[ "$lag" -gt 0 ] || break
+		[ "$(date +%s)" -lt "$deadline" ] ||
+			die "the consumer did not catch up (lag $lag)"
+		sleep 0.1
+	done
+}
+
+say "catch-up: the consumer catches up on the warm-up, stops, $catchup_n events arrive"
+start_consumer
+wait_caught_up "$tmp/lag0"
+stop_proc "$consumer_pid"
+consumer_pid=
+line=$(ingest "$catchup_n" k)
+check_ingest "$line" "$catchup_n"
+say "catch-up: consumer started with $(sql "$lag_sql") records behind"
+t_start=$(date +%s.%N)
+start_consumer
+wait_caught_up "$tmp/lag"
+consumer_ticks=$(cpu_ticks "$consumer_pid")
+stop_proc "$consumer_pid"
+consumer_pid=
+consumed=$(sql "SELECT sum(records) FROM bench_consumed")
+[ "$consumed" -eq $((warm + catchup_n)) ] ||
+	die "the consumer applied $consumed records, not $((warm + catchup_n))"
+# From the samples: the first one that shows progress, and the last (lag 0).
+catchup=$(awk -v n="$catchup_n" -v t0="$t_start" '
+	first == "" && $2 < n { first = $1; lag = $2 }
+	{ last = $1 }
+	END { wall = n / (last - t0)
+		# Too quick to see two samples: the wall rate is all there is.
+		rate = last > first ? lag / (last - first) : wall
+		printf "%.0f %.0f %.2f", wall, rate, last - t0 }' "$tmp/lag")
+catchup_wall=$(echo "$catchup" | cut -d' ' -f1)
+catchup_rate=$(echo "$catchup" | cut -d' ' -f2)
+catchup_secs=$(echo "$catchup" | cut -d' ' -f3)
+consumer_cpu=$(calc "$consumer_ticks / $hz / $catchup_n * 1e6")
+say "catch-up: ${catchup_rate} records/s applied (${catchup_wall}/s from start, ${catchup_secs} s)"
+
+# --- ingest beside COPY and PgQ ----------------------------------------------
+
+: >"$tmp/copy"
+: >"$tmp/ingest"
+: >"$tmp/pgq"
+: >"$tmp/ratio"
+ingest_ticks=0
+sql "SELECT pg_stat_statements_reset()" >/dev/null
+for r in $(seq 1 "$rounds"); do
+	cl=$(store copy "$ingest_n" "r$r" $((r * 1000000000)))
+	t0=$(cpu_ticks "$ingest_pid")
+	il=$(ingest "$ingest_n" "r$r")
+	ingest_ticks=$((ingest_ticks + $(cpu_ticks "$ingest_pid") - t0))
+	check_ingest "$il" "$ingest_n"
+	pl=$(store pgq "$ingest_n" "r$r" 0)
+	if [ "$(field errors "$cl")" != 0 ] || [ "$(field errors "$pl")" != 0 ]; then
+		die "COPY or PgQ failed: $cl / $pl"
+	fi
+	field rate "$cl" >>"$tmp/copy"
+	field rate "$il" >>"$tmp/ingest"
+	field rate "$pl" >>"$tmp/pgq"
+	calc "$(field rate "$il") / $(field rate "$cl")" |
+		awk '{ printf "%.2f\n", $1 }' >>"$tmp/ratio"
+	echo "$(field p50_ms "$il") $(field p99_ms "$il")" >>"$tmp/ingest_lat"
+	echo "$(field p50_ms "$cl") $(field p99_ms "$cl")" >>"$tmp/copy_lat"
+	say "round $r: COPY $(field rate "$cl")/s, ingest $(field rate "$il")/s, PgQ $(field rate "$pl")/s"
+done
+rss_nng=$(hwm_mib "$ingest_pid")
+# Ingest's statements are the ones that are neither COPY's nor PgQ's (nor
+# this script's); per batch, in the order of the time they took in all.
+batches=$((rounds * ingest_n / 500))
+statements=$(sql "SELECT '| \`' || CASE WHEN length(q) > 60
+	THEN left(q, 60) || '…' ELSE q END || '\` | ' || round((total_exec_time / $batches)::numeric, 1) || ' | '
+	|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
+	|| ' % |'
+	FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
+		FROM pg_stat_statements) s
+	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
+	AND query !~ '(bench_copy|pgq|pg_stat|pg_database|stream_heads h LEFT)'
+	AND calls >= $batches / 2
+	ORDER BY total_exec_time DESC LIMIT 8")
+ingest_cpu=$(calc "$ingest_ticks / $hz / ($rounds * $ingest_n) * 1e6")
+copy_rate=$(median "$tmp/copy")
+ingest_rate=$(median "$tmp/ingest")
+pgq_rate=$(median "$tmp/pgq")
+ratio=$(median "$tmp/ratio")
+all_ingest=$(tr '\n' ' ' <"$tmp/ingest" | sed 's/ $//; s/ /, /g')
+all_copy=$(tr '\n' ' ' <"$tmp/copy" | sed 's/ $//; s/ /, /g')
+all_pgq=$(tr '\n' ' ' <"$tmp/pgq" | sed 's/ $//; s/ /, /g')
+ingest_lat=$(sort -g "$tmp/ingest_lat" | sed -n "$(((rounds + 1) / 2))p")
+copy_lat=$(sort -g "$tmp/copy_lat" | sed -n "$(((rounds + 1) / 2))p")
+
+# --- HTTP ---------------------------------------------------------------------
+
+say "HTTP: $http_n events in bodies of 100"
+t0=$(cpu_ticks "$ingest_pid")
+hl=$("$bin/pond-bench-http" --port "$http_port" --clients "$clients" \
+	--events "$http_n" --run h)
+http_ticks=$(($(cpu_ticks "$ingest_pid") - t0))
+if [ "$(field accepted "$hl")" != "$http_n" ] ||
+	[ "$(field non_200 "$hl")" != 0 ]; then
+	die "not every HTTP event was accepted: $hl"
+fi
+http_rate=$(field rate "$hl")
+http_cpu=$(calc "$http_ticks / $hz / $http_n * 1e6")
+rss_all=$(hwm_mib "$ingest_pid")
+say "HTTP: $http_rate events/s"
+
+# --- BENCHMARKS.md -------------------------------------------------------------
+
+# verdict OK: "yes" or "**no**".
+verdict() {
+	if [ "$1" = 1 ]; then echo yes; else echo "**no**"; fi
+}
+ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
+ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
+ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
+ok_rss=$(calc "($rss_all <= 64) ? 1 : 0")
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+command="make bench"
+[ "$mode" = quick ] || command="make bench BENCH=$mode"
+
+# fmt EXPR prints a number rounded, with thousands separated by commas.
+fmt() {
+	calc "$1" | awk '{ s = sprintf("%.0f", $1); o = "";
+		while (length(s) > 3) { o = "," substr(s, length(s) - 2) o;
+			s = substr(s, 1, length(s) - 3) }
+		print s o }'
+}
+
+cat >"$tmp/block" <<EOF
+<!-- bench:begin (written by bench/run.sh; edits here are lost) -->
+Command: \`$command\` ($rounds rounds, $clients concurrent clients,
+batches of 500, 16 partitions) at commit \`$commit\`, $(date -u '+%Y-%m-%d %H:%M UTC').
+Machine: $(nproc) cores, $mem_gib GiB, $cpu_model; PostgreSQL $pg_version with
+\`fsync=on\`, \`synchronous_commit=on\` (durable defaults), generators, service and
+database on the same machine.
+
+| # | what | figure | beside it, same run | ratio | goal | met |
+|---|---|---|---|---|---|---|
+| 1 | ingest, NNG REQ/REP, $clients publishers × 500-event batches, acked after commit | **$(fmt "$ingest_rate") events/s** (rounds: $all_ingest; batch p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms) | COPY, same rows, same indexes, 500-row transactions: $(fmt "$copy_rate") events/s (rounds: $all_copy; p50/p99 $(echo "$copy_lat" | sed 's/ / \/ /') ms) | **$ratio** × COPY | ≥ 40,000/s and ≥ 0.6 × COPY | $(verdict "$ok_rate") / $(verdict "$ok_ratio") |
+| 1 | PgQ \`pgq.insert_event\`, 500 events a transaction | $(fmt "$pgq_rate") events/s (rounds: $all_pgq) | ingest: $(fmt "$ingest_rate") events/s | ingest = $(calc "$ingest_rate / $pgq_rate" | awk '{ printf "%.2f", $1 }') × PgQ | — | — |
+| 2 | ingest, HTTP \`POST /v1/events\`, $clients keep-alive connections × 100-event JSON bodies | **$(fmt "$http_rate") events/s** ($http_n events) | ingest over NNG: $(fmt "$ingest_rate") events/s | $(calc "$http_rate / $ingest_rate" | awk '{ printf "%.2f", $1 }') × NNG | — | — |
+| 4 | catch-up: consumer stopped while $(fmt "$catchup_n") events arrive, then started | **$(fmt "$catchup_rate") records/s** applied (from the cursors, first move to caught up) | $(fmt "$catchup_wall") records/s counting start-up ($catchup_secs s in all) | — | ≥ 50,000/s | $(verdict "$ok_catchup") |
+| 6 | peak RSS (VmHWM) of pond-ingest | **$rss_all MiB** after NNG and HTTP ($rss_nng MiB after the NNG rounds) | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
+| 7 | CPU per 1M events, pond-ingest (user + system) | **$(calc "$ingest_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** over NNG; $(calc "$http_cpu" | awk '{ printf "%.1f", $1 }') CPU-s over HTTP | — | — | — | — |
+| 7 | CPU per 1M records, bench consumer during catch-up | **$(calc "$consumer_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (decode + one row per batch; start-up included) | — | — | — | — |
+
+Where ingest's batches spend their time inside PostgreSQL in the NNG rounds
+(\`pg_stat_statements\`, execution time per 500-event batch, summed over the
+store workers running at once; a COMMIT's WAL flush is not counted there):
+
+| statement | ms per batch | share |
+|---|---|---|
+$statements
+<!-- bench:end -->
+EOF
+
+# Replace the block in the file, or append it when the markers are missing.
+if [ -f "$out" ] && grep -q '^<!-- bench:begin' "$out"; then
+	awk -v block="$tmp/block" '
+		/^<!-- bench:begin/ { while ((getline l < block) > 0) print l; skip = 1; next }
+		/^<!-- bench:end/ { skip = 0; next }
+		!skip { print }' "$out" >"$tmp/out"
+	cat "$tmp/out" >"$out"
+else
+	cat "$tmp/block" >>"$out"
+fi
+say "done; $out rewritten:"
+sed -n '/^| # /,/^<!-- bench:end/p' "$out" | sed '$d'
