@@ -14,8 +14,10 @@
  *      the new aliases of accepted events (the first link wins);
  *   5. give back the claims no accepted event used (rejected events are not
  *      remembered as seen);
- *   6. take seqs from the stream heads (stream.c) and COPY the event rows;
- *   7. the new alias links and the rejects; COMMIT.
+ *   6. the new alias links and the rejects;
+ *   7. last, take seqs from the stream heads (stream.c), COPY the event
+ *      rows and COMMIT: the heads stay locked (and other batches of the
+ *      same partitions wait) only for the COPY and the commit.
  * A deadlock or serialization failure rolls everything back and the batch
  * is settled afresh (at most three times).
  */
@@ -888,10 +890,10 @@ store_try(PGconn *conn, ingest_batch *b)
 	             conn, &st, &st.order_ids,
 	             "DELETE FROM order_ids WHERE publisher_id = $1 "
 	             "AND order_id = ANY($2::text[])")) != 0 ||
-	    (rv = store_events(conn, &st)) != 0 ||
 	    (rv = store_new_aliases(conn, &st)) != 0 ||
 	    (rv = store_rejects(conn, &st)) != 0 ||
 	    (rv = store_mark_replayed(conn, b)) != 0 ||
+	    (rv = store_events(conn, &st)) != 0 ||
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto fail;
 	}
