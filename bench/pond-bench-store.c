@@ -26,14 +26,12 @@
 #include "bench.h"
 #include "db.h"
 #include "pbjson.h"
+#include "pgcopy.h"
 #include "stream.h"
 
-/* PostgreSQL's binary timestamps count from 2000-01-01. */
-#define PG_EPOCH_SEC INT64_C(946684800)
-
 typedef struct request {
-	char *a, *b, *c; /* COPY: a is the data; PgQ: three array literals */
-	size_t len;
+	pond_copybuf *copy; /* COPY: the rows, ready to send */
+	char *a, *b, *c;    /* PgQ: three array literals */
 } request;
 
 typedef struct client {
@@ -54,59 +52,9 @@ static const char *opt_table = "bench_copy", *opt_queue = "bench";
  * ---------------------------------------------------------------
  */
 
-typedef struct buf {
-	char *data;
-	size_t len, cap;
-} buf;
-
-static void
-put(buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 65536;
-		while (b->cap < b->len + n) {
-			b->cap *= 2;
-		}
-		if ((b->data = realloc(b->data, b->cap)) == NULL) {
-			bench_die("out of memory");
-		}
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-static void
-put_i16(buf *b, int16_t v)
-{
-	uint16_t be = htobe16((uint16_t)v);
-	put(b, &be, 2);
-}
-
-static void
-put_i32(buf *b, int32_t v)
-{
-	uint32_t be = htobe32((uint32_t)v);
-	put(b, &be, 4);
-}
-
-static void
-put_i64_field(buf *b, int64_t v)
-{
-	uint64_t be = htobe64((uint64_t)v);
-	put_i32(b, 8);
-	put(b, &be, 8);
-}
-
-static void
-put_bytes_field(buf *b, const void *p, size_t n)
-{
-	put_i32(b, (int32_t)n);
-	put(b, p, n);
-}
-
 /* copy_row appends the row ingest would store for e, in COPY binary. */
 static void
-copy_row(buf *b, bench_event *e, int64_t seq, int64_t received_us)
+copy_row(pond_copybuf *b, bench_event *e, int64_t seq, pond_time received)
 {
 	const Pond__Event *ev = &e->ev;
 	size_t plen = pond__event__get_packed_size(ev);
@@ -116,73 +64,59 @@ copy_row(buf *b, bench_event *e, int64_t seq, int64_t received_us)
 		bench_die("event too large");
 	}
 	pond__event__pack(ev, payload);
-	put_i16(b, 9);
-	put_i32(b, 4);
-	put_i32(b, (int32_t)pond_partition_of(ev->customer_key,
-	                                      (uint32_t)opt_partitions));
-	put_i64_field(b, seq);
-	put_bytes_field(b, ev->customer_key, strlen(ev->customer_key));
-	put_i64_field(b, 1); /* publisher_id */
-	put_bytes_field(b, ev->event_id, strlen(ev->event_id));
-	put_bytes_field(b, e->type, strlen(e->type));
-	put_i64_field(b, (ev->occurred_at->seconds - PG_EPOCH_SEC) * 1000000 +
-	                         ev->occurred_at->nanos / 1000);
-	put_i64_field(b, received_us);
-	put_bytes_field(b, payload, plen);
+	pond_copy_row(b, 9);
+	pond_copy_int4(b, (int32_t)pond_partition_of(
+	                          ev->customer_key, (uint32_t)opt_partitions));
+	pond_copy_int8(b, seq);
+	pond_copy_text(b, ev->customer_key);
+	pond_copy_int8(b, 1); /* publisher_id */
+	pond_copy_text(b, ev->event_id);
+	pond_copy_text(b, e->type);
+	pond_copy_timestamptz(b, pond_time_from_parts(ev->occurred_at->seconds,
+	                                              ev->occurred_at->nanos));
+	pond_copy_timestamptz(b, received);
+	pond_copy_bytes(b, payload, plen);
 }
 
 static request
 copy_request(unsigned c, uint64_t first, size_t n, int64_t now)
 {
-	static const char header[] = "PGCOPY\n\377\r\n";
-	int64_t received = (now - PG_EPOCH_SEC) * 1000000;
-	buf b = {0};
+	pond_copybuf *b = calloc(1, sizeof(*b));
 	bench_event e;
 
-	put(&b, header, 11);
-	put_i32(&b, 0);
-	put_i32(&b, 0);
+	if (b == NULL) {
+		bench_die("out of memory");
+	}
+	pond_copy_init(b);
 	for (size_t i = 0; i < n; i++) {
 		bench_event_fill(&e, opt_run, c, first + i,
 		                 (uint32_t)opt_customers, now);
 		/* Seqs only need to be unique per partition here: the
 		 * ceiling takes no stream_heads lock. */
-		copy_row(&b, &e,
+		copy_row(b, &e,
 		         opt_seq_base + (int64_t)(first + i) +
 		                 (int64_t)c * (INT64_C(1) << 36),
-		         received);
+		         pond_time_from_parts(now, 0));
 	}
-	put_i16(&b, -1);
-	return ((request){.a = b.data, .len = b.len});
+	pond_copy_finish(b);
+	if (b->failed) {
+		bench_die("out of memory");
+	}
+	return ((request){.copy = b});
 }
 
 static int
 copy_send(PGconn *conn, const request *r)
 {
 	char sql[256];
-	PGresult *res;
-	int ok;
 
+	/* The table name comes from the command line of this benchmark. */
 	snprintf(sql, sizeof(sql),
 	         "COPY %s (partition, seq, customer_key, publisher_id, "
 	         "event_id, type, occurred_at, received_at, payload) FROM "
 	         "STDIN (FORMAT binary)",
 	         opt_table);
-	res = PQexec(conn, sql);
-	ok = PQresultStatus(res) == PGRES_COPY_IN;
-	PQclear(res);
-	if (!ok || PQputCopyData(conn, r->a, (int)r->len) != 1 ||
-	    PQputCopyEnd(conn, NULL) != 1) {
-		ok = 0;
-	}
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			fprintf(stderr, "copy: %s", PQerrorMessage(conn));
-			ok = 0;
-		}
-		PQclear(res);
-	}
-	return (ok ? 0 : -1);
+	return (pond_copy_send(conn, sql, r->copy) == 0 ? 0 : -1);
 }
 
 /* --- PgQ -------------------------------------------------------------------
@@ -195,7 +129,7 @@ pgq_request(unsigned c, uint64_t first, size_t n, int64_t now)
 	const char **datas = calloc(n, sizeof(char *));
 	const char **custs = calloc(n, sizeof(char *));
 	bench_event *evs = calloc(n, sizeof(*evs));
-	request r;
+	request r = {0};
 
 	if (types == NULL || datas == NULL || custs == NULL || evs == NULL) {
 		bench_die("out of memory");
@@ -375,6 +309,10 @@ main(int argc, char **argv)
 	report(cls, n, bench_clients(n, client_main, cls, sizeof(cls[0])));
 	for (unsigned i = 0; i < n; i++) {
 		for (size_t k = 0; k < cls[i].nreqs; k++) {
+			if (cls[i].reqs[k].copy != NULL) {
+				pond_copy_free(cls[i].reqs[k].copy);
+				free(cls[i].reqs[k].copy);
+			}
 			free(cls[i].reqs[k].a);
 			free(cls[i].reqs[k].b);
 			free(cls[i].reqs[k].c);

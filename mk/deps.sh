@@ -1,15 +1,18 @@
 #!/bin/sh
-# Installs the Debian bookworm packages Pond needs to build, test and run.
-# Idempotent and quiet when everything is already there; runs `apt-get update`
-# once, only when something is missing.
+# Installs the Debian bookworm packages Pond needs to build, test and run, or
+# the packages named on the command line (bench/deps.sh and mk/images.sh
+# use it for theirs). Idempotent and quiet when everything is already there;
+# runs `apt-get update` once, only when something is missing.
+#
+#   sh mk/deps.sh [PACKAGE...]
 set -eu
 
-PACKAGES="
+PACKAGES=${*:-"
 build-essential pkg-config clang-format
 libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
 libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
 postgresql-15 prometheus
-"
+"}
 
 missing=""
 for p in $PACKAGES; do

@@ -11,21 +11,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="docker.io docker-compose mmdebstrap curl"
-missing=""
-for p in $PACKAGES; do
-	case "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" in
-	"install ok installed") ;;
-	*) missing="$missing $p" ;;
-	esac
-done
-if [ -n "$missing" ]; then
-	echo "images: installing$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+sh mk/deps.sh docker.io docker-compose mmdebstrap curl
 
 if ! docker info >/dev/null 2>&1; then
 	echo "images: starting dockerd (log in build/dockerd.log)"

@@ -21,7 +21,6 @@
  * A deadlock or serialization failure rolls everything back and the batch
  * is settled afresh (at most three times).
  */
-#include <endian.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +28,11 @@
 
 #include "ingest.h"
 #include "log.h"
+#include "pgcopy.h"
 #include "stream.h"
 #include "token.h"
 
 #define STORE_ATTEMPTS 3
-
-/* PostgreSQL's binary timestamps count from 2000-01-01. */
-#define PG_EPOCH_USEC INT64_C(946684800000000)
 
 /* --- a small string map in the batch arena
  * ------------------------------------ */
@@ -520,83 +517,6 @@ store_release(PGconn *conn, settle *st, const strmap *map, const char *sql)
 /* --- the event rows
  * ------------------------------------------------------------------ */
 
-typedef struct copybuf {
-	char *data;
-	size_t len, cap;
-	bool failed;
-} copybuf;
-
-static void
-cb_put(copybuf *cb, const void *p, size_t n)
-{
-	if (cb->failed) {
-		return;
-	}
-	if (cb->len + n > cb->cap) {
-		size_t cap = cb->cap ? cb->cap * 2 : 65536;
-		while (cap < cb->len + n) {
-			cap *= 2;
-		}
-		char *grown = realloc(cb->data, cap);
-		if (grown == NULL) {
-			cb->failed = true;
-			return;
-		}
-		cb->data = grown;
-		cb->cap = cap;
-	}
-	memcpy(cb->data + cb->len, p, n);
-	cb->len += n;
-}
-
-static void
-cb_i16(copybuf *cb, int16_t v)
-{
-	uint16_t be = htobe16((uint16_t)v);
-	cb_put(cb, &be, 2);
-}
-
-static void
-cb_i32(copybuf *cb, int32_t v)
-{
-	uint32_t be = htobe32((uint32_t)v);
-	cb_put(cb, &be, 4);
-}
-
-static void
-cb_i64(copybuf *cb, int64_t v)
-{
-	uint64_t be = htobe64((uint64_t)v);
-	cb_put(cb, &be, 8);
-}
-
-static void
-cb_field_i32(copybuf *cb, int32_t v)
-{
-	cb_i32(cb, 4);
-	cb_i32(cb, v);
-}
-
-static void
-cb_field_i64(copybuf *cb, int64_t v)
-{
-	cb_i32(cb, 8);
-	cb_i64(cb, v);
-}
-
-static void
-cb_field_bytes(copybuf *cb, const void *p, size_t n)
-{
-	cb_i32(cb, (int32_t)n);
-	cb_put(cb, p, n);
-}
-
-static void
-cb_field_text(copybuf *cb, const char *s)
-{
-	cb_field_bytes(cb, s, strlen(s));
-}
-
 static const char *
 event_type(const Pond__Event *e)
 {
@@ -626,65 +546,38 @@ store_pack(ingest_batch *b, ingest_item *item)
 static int
 store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
 {
-	static const char header[] = "PGCOPY\n\377\r\n";
-	copybuf cb = {0};
-	PGresult *res;
+	pond_copybuf cb;
 	int rv;
 
 	if (naccepted == 0) {
 		return (POND_OK);
 	}
-	cb_put(&cb, header, 11);
-	cb_i32(&cb, 0); /* flags */
-	cb_i32(&cb, 0); /* header extension */
+	pond_copy_init(&cb);
 	for (size_t i = 0; i < b->n; i++) {
 		ingest_item *item = &b->items[i];
 		const Pond__Event *e = item->event;
 		if (item->status != STATUS_ACCEPTED) {
 			continue;
 		}
-		cb_i16(&cb, 9);
-		cb_field_i32(&cb, (int32_t)item->partition);
-		cb_field_i64(&cb, item->seq);
-		cb_field_text(&cb, item->customer_key);
-		cb_field_i64(&cb, b->publisher_id);
-		cb_field_text(&cb, e->event_id);
-		cb_field_text(&cb, event_type(e));
-		cb_field_i64(&cb, pond_time_from_parts(e->occurred_at->seconds,
-		                                       e->occurred_at->nanos) -
-		                          PG_EPOCH_USEC);
-		cb_field_i64(&cb, b->received_at - PG_EPOCH_USEC);
-		cb_field_bytes(&cb, item->payload, item->payload_len);
+		pond_copy_row(&cb, 9);
+		pond_copy_int4(&cb, (int32_t)item->partition);
+		pond_copy_int8(&cb, item->seq);
+		pond_copy_text(&cb, item->customer_key);
+		pond_copy_int8(&cb, b->publisher_id);
+		pond_copy_text(&cb, e->event_id);
+		pond_copy_text(&cb, event_type(e));
+		pond_copy_timestamptz(
+		        &cb, pond_time_from_parts(e->occurred_at->seconds,
+		                                  e->occurred_at->nanos));
+		pond_copy_timestamptz(&cb, b->received_at);
+		pond_copy_bytes(&cb, item->payload, item->payload_len);
 	}
-	cb_i16(&cb, -1);
-	if (cb.failed) {
-		free(cb.data);
-		return (POND_ENOMEM);
-	}
-	res = PQexec(
-	        conn,
-	        "COPY events (partition, seq, customer_key, publisher_id, "
-	        "event_id, type, occurred_at, received_at, payload) "
-	        "FROM STDIN (FORMAT binary)");
-	rv = pond_pq_check(conn, res, "copy_events_start");
-	PQclear(res);
-	if (rv == 0 && (PQputCopyData(conn, cb.data, (int)cb.len) != 1 ||
-	                PQputCopyEnd(conn, NULL) != 1)) {
-		rv = POND_EDB;
-	}
-	free(cb.data);
-	if (rv == 0 || PQisBusy(conn)) {
-		int crv = POND_OK;
-		while ((res = PQgetResult(conn)) != NULL) {
-			if (crv == 0) {
-				crv = pond_pq_check(conn, res, "copy_events");
-			}
-			PQclear(res);
-		}
-		if (rv == 0) {
-			rv = crv;
-		}
-	}
+	rv = pond_copy_send(conn,
+	                    "COPY events (partition, seq, customer_key, "
+	                    "publisher_id, event_id, type, occurred_at, "
+	                    "received_at, payload) FROM STDIN (FORMAT binary)",
+	                    &cb);
+	pond_copy_free(&cb);
 	return (rv);
 }
 
