@@ -211,34 +211,128 @@ ingest_finish(ingest_batch *b)
 	ingest_maybe_stopped(ig);
 }
 
+static void ingest_dispatch(ingest *ig);
+
 static void
 ingest_settled(int rv, void *arg)
 {
-	ingest_batch *b = arg;
+	ingest_group *g = arg;
+	ingest *ig = g->ingest;
 
-	if (rv != 0 && rv != POND_EAUTH) {
-		pond_log_warn("batch_not_stored", "events=%zu error=\"%s\"",
-		              b->n, pond_strerror(rv));
+	if (rv != 0) {
+		pond_log_warn("batches_not_stored", "batches=%zu error=\"%s\"",
+		              g->n, pond_strerror(rv));
 	}
-	ingest_finish(b);
+	ig->store_jobs--;
+	for (size_t k = 0; k < g->n; k++) {
+		ingest_finish(g->batches[k]);
+	}
+	free(g);
+	ingest_dispatch(ig);
 }
 
-/* ingest_submit settles b in the store, or answers its batch error. */
+/* ingest_take_group takes the waiting batches for one transaction, up to
+ * INGEST_GROUP_BATCHES and INGEST_GROUP_EVENTS (always at least one). */
+static ingest_group *
+ingest_take_group(ingest *ig)
+{
+	ingest_group *g = calloc(1, sizeof(*g));
+	size_t events = 0;
+
+	if (g == NULL) {
+		return (NULL);
+	}
+	g->ingest = ig;
+	while (ig->queue_head != NULL && g->n < INGEST_GROUP_BATCHES &&
+	       (g->n == 0 ||
+	        events + ig->queue_head->n <= INGEST_GROUP_EVENTS)) {
+		ingest_batch *b = ig->queue_head;
+		ig->queue_head = b->next;
+		b->next = NULL;
+		events += b->n;
+		g->batches[g->n++] = b;
+	}
+	if (ig->queue_head == NULL) {
+		ig->queue_tail = NULL;
+	}
+	return (g);
+}
+
+/* ingest_fail_group answers every batch of g "unavailable" and frees g
+ * (g may be NULL). */
+static void
+ingest_fail_group(ingest_group *g)
+{
+	for (size_t k = 0; g != NULL && k < g->n; k++) {
+		g->batches[k]->batch_error = "unavailable";
+		g->batches[k]->batch_message = "the store is not taking work; "
+		                               "send the batch again";
+		ingest_finish(g->batches[k]);
+	}
+	free(g);
+}
+
+/* ingest_fail_queue answers every waiting batch "unavailable", without
+ * allocating (it also runs when memory is short). */
+static void
+ingest_fail_queue(ingest *ig)
+{
+	ingest_batch *b = ig->queue_head;
+
+	ig->queue_head = ig->queue_tail = NULL;
+	while (b != NULL) {
+		ingest_batch *next = b->next;
+		b->next = NULL;
+		b->batch_error = "unavailable";
+		b->batch_message = "the store is not taking work; send the "
+		                   "batch again";
+		ingest_finish(b);
+		b = next;
+	}
+}
+
+/* ingest_dispatch starts store jobs while there are batches waiting and
+ * fewer than POND_INGEST_STORE_JOBS running. Batches that arrive while the
+ * store is busy wait, and the next job settles all of them at once: under
+ * load, one lock of the stream heads and one WAL flush serve many batches
+ * (docs/ingest.md). */
+static void
+ingest_dispatch(ingest *ig)
+{
+	while (ig->queue_head != NULL &&
+	       ig->store_jobs < (int)ig->conf.store_jobs) {
+		ingest_group *g = ingest_take_group(ig);
+		if (g != NULL && pond_db_submit(ig->svc->db, ingest_store_work,
+		                                ingest_settled, g) == 0) {
+			ig->store_jobs++;
+			pond_counter_inc(&ig->counters.groups);
+			pond_counter_add(&ig->counters.grouped_batches, g->n);
+			continue;
+		}
+		/* Out of memory or shutting down: what is waiting is answered
+		 * "unavailable", nothing stored, and the publishers resend. */
+		ingest_fail_group(g);
+		ingest_fail_queue(ig);
+	}
+}
+
+/* ingest_submit queues b for the store, or answers its batch error. */
 static void
 ingest_submit(ingest *ig, ingest_batch *b)
 {
 	ig->inflight++;
 	b->nparts = (uint32_t)ig->svc->conf.partitions;
-	if (b->batch_error == NULL &&
-	    pond_db_submit(ig->svc->db, ingest_store_work, ingest_settled,
-	                   b) == 0) {
+	if (b->batch_error != NULL) {
+		ingest_finish(b);
 		return;
 	}
-	if (b->batch_error == NULL) {
-		b->batch_error = "unavailable";
-		b->batch_message = "shutting down; send the batch again";
+	if (ig->queue_tail != NULL) {
+		ig->queue_tail->next = b;
+	} else {
+		ig->queue_head = b;
 	}
-	ingest_finish(b);
+	ig->queue_tail = b;
+	ingest_dispatch(ig);
 }
 
 /* --- transports
@@ -427,6 +521,15 @@ ingest_register_metrics(ingest *ig, pond_metrics *m)
 	             m, "pond_ingest_alias_conflicts_total",
 	             "Aliases already linked to another customer (not moved).",
 	             NULL, &c->alias_conflicts)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_groups_total",
+	             "Transactions settling batches (a group of waiting "
+	             "batches each).",
+	             NULL, &c->groups)) != 0 ||
+	    (rv = pond_metrics_counter(
+	             m, "pond_ingest_grouped_batches_total",
+	             "Batches settled, counted by the transactions above.",
+	             NULL, &c->grouped_batches)) != 0 ||
 	    (rv = pond_metrics_counter(
 	             m, "pond_ingest_store_retries_total",
 	             "Batch transactions retried after a conflict.", NULL,

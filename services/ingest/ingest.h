@@ -109,7 +109,22 @@ typedef struct ingest_batch {
 	pond_http_req *http_req;
 	pond_time started;
 	struct ingest *ingest;
+	struct ingest_batch *next; /* in the queue of batches to settle */
 } ingest_batch;
+
+/* INGEST_GROUP_BATCHES and INGEST_GROUP_EVENTS bound a group: the batches
+ * settled together in one transaction. */
+#define INGEST_GROUP_BATCHES 16
+#define INGEST_GROUP_EVENTS  8000
+
+/* ingest_group is the batches one store job settles in one transaction:
+ * those that waited while the store was busy. One transaction means one
+ * lock of the stream heads and one WAL flush for all of them. */
+typedef struct ingest_group {
+	struct ingest *ingest;
+	size_t n;
+	ingest_batch *batches[INGEST_GROUP_BATCHES];
+} ingest_group;
 
 typedef struct ingest_counters {
 	pond_counter accepted;
@@ -121,13 +136,16 @@ typedef struct ingest_counters {
 	pond_counter unauthorized;
 	pond_counter alias_conflicts;
 	pond_counter store_retries;
+	pond_counter groups;
+	pond_counter grouped_batches;
 	pond_histogram batch_seconds;
 } ingest_counters;
 
 typedef struct ingest_config {
-	char *listen_url; /* POND_INGEST_URL */
-	char *pub_url;    /* POND_EVENTS_PUB_URL */
-	int64_t contexts; /* POND_INGEST_CONTEXTS */
+	char *listen_url;   /* POND_INGEST_URL */
+	char *pub_url;      /* POND_EVENTS_PUB_URL */
+	int64_t contexts;   /* POND_INGEST_CONTEXTS */
+	int64_t store_jobs; /* POND_INGEST_STORE_JOBS */
 } ingest_config;
 
 typedef struct ingest {
@@ -135,7 +153,10 @@ typedef struct ingest {
 	ingest_config conf;
 	pond_rep *rep;
 	pond_pub *pub;
-	int inflight; /* batches decoded and not yet answered */
+	int inflight;             /* batches decoded and not yet answered */
+	ingest_batch *queue_head; /* batches waiting for a store job */
+	ingest_batch *queue_tail;
+	int store_jobs; /* groups being settled */
 	bool stopping;
 	ingest_counters counters;
 } ingest;
@@ -175,8 +196,8 @@ bool ingest_utf8_valid(const unsigned char *s);
  * are cut to fit, and the store accepts only valid text. */
 void ingest_utf8_repair(char *s);
 
-/* ingest_store_work settles a batch in one transaction (a pond_db work
- * function). */
+/* ingest_store_work settles an ingest_group in one transaction (a pond_db
+ * work function); when that fails, each batch is tried on its own. */
 int ingest_store_work(PGconn *conn, void *arg);
 
 /* ingest_encode_ack packs the protobuf reply of b into its arena. */

@@ -16,6 +16,10 @@ static const pond_config_var ingest_vars[] = {
                       "NNG PUB address announcing committed events"),
         POND_CONF_INT("POND_INGEST_CONTEXTS", ingest_config, contexts, "16", 1,
                       1024, "batches received concurrently over NNG"),
+        POND_CONF_INT("POND_INGEST_STORE_JOBS", ingest_config, store_jobs, "2",
+                      1, 64,
+                      "transactions settling batches at once; batches that "
+                      "arrive meanwhile are settled together"),
 };
 
 int

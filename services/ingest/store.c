@@ -544,33 +544,34 @@ store_pack(ingest_batch *b, ingest_item *item)
 }
 
 static int
-store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
+store_copy_events(PGconn *conn, ingest_batch *const *bs, size_t nb)
 {
 	pond_copybuf cb;
 	int rv;
 
-	if (naccepted == 0) {
-		return (POND_OK);
-	}
 	pond_copy_init(&cb);
-	for (size_t i = 0; i < b->n; i++) {
-		ingest_item *item = &b->items[i];
-		const Pond__Event *e = item->event;
-		if (item->status != STATUS_ACCEPTED) {
-			continue;
+	for (size_t k = 0; k < nb; k++) {
+		const ingest_batch *b = bs[k];
+		for (size_t i = 0; i < b->n; i++) {
+			const ingest_item *item = &b->items[i];
+			const Pond__Event *e = item->event;
+			if (item->status != STATUS_ACCEPTED) {
+				continue;
+			}
+			pond_copy_row(&cb, 9);
+			pond_copy_int4(&cb, (int32_t)item->partition);
+			pond_copy_int8(&cb, item->seq);
+			pond_copy_text(&cb, item->customer_key);
+			pond_copy_int8(&cb, b->publisher_id);
+			pond_copy_text(&cb, e->event_id);
+			pond_copy_text(&cb, event_type(e));
+			pond_copy_timestamptz(
+			        &cb,
+			        pond_time_from_parts(e->occurred_at->seconds,
+			                             e->occurred_at->nanos));
+			pond_copy_timestamptz(&cb, b->received_at);
+			pond_copy_bytes(&cb, item->payload, item->payload_len);
 		}
-		pond_copy_row(&cb, 9);
-		pond_copy_int4(&cb, (int32_t)item->partition);
-		pond_copy_int8(&cb, item->seq);
-		pond_copy_text(&cb, item->customer_key);
-		pond_copy_int8(&cb, b->publisher_id);
-		pond_copy_text(&cb, e->event_id);
-		pond_copy_text(&cb, event_type(e));
-		pond_copy_timestamptz(
-		        &cb, pond_time_from_parts(e->occurred_at->seconds,
-		                                  e->occurred_at->nanos));
-		pond_copy_timestamptz(&cb, b->received_at);
-		pond_copy_bytes(&cb, item->payload, item->payload_len);
 	}
 	rv = pond_copy_send(conn,
 	                    "COPY events (partition, seq, customer_key, "
@@ -581,50 +582,59 @@ store_copy_events(PGconn *conn, ingest_batch *b, size_t naccepted)
 	return (rv);
 }
 
+/* store_events writes the accepted events of every batch of the group:
+ * seqs are taken once for all of them, in batch order, and the rows go in
+ * one COPY. This is the only work done with the stream heads locked. */
 static int
-store_events(PGconn *conn, settle *st)
+store_events(PGconn *conn, ingest_batch *const *bs, size_t nb)
 {
-	ingest_batch *b = st->b;
 	uint32_t counts[POND_MAX_PARTITIONS] = {0};
 	int64_t next[POND_MAX_PARTITIONS] = {0};
+	uint32_t nparts = bs[0]->nparts;
 	size_t naccepted = 0;
 	int rv;
 
-	for (size_t i = 0; i < b->n; i++) {
-		ingest_item *item = &b->items[i];
-		if (item->status != STATUS_ACCEPTED) {
-			continue;
-		}
-		/* A spend has no customer: its rows go by channel. */
-		if (*item->customer_key != '\0') {
-			item->partition = pond_partition_of(item->customer_key,
-			                                    b->nparts);
-		} else {
-			char key[300];
-			snprintf(key, sizeof(key), "channel:%s",
-			         item->event->channel_spend->channel);
-			item->partition = pond_partition_of(key, b->nparts);
-		}
-		counts[item->partition]++;
-		naccepted++;
-		if ((rv = store_pack(b, item)) != 0) {
-			return (rv);
+	for (size_t k = 0; k < nb; k++) {
+		ingest_batch *b = bs[k];
+		for (size_t i = 0; i < b->n; i++) {
+			ingest_item *item = &b->items[i];
+			if (item->status != STATUS_ACCEPTED) {
+				continue;
+			}
+			/* A spend has no customer: its rows go by channel. */
+			if (*item->customer_key != '\0') {
+				item->partition = pond_partition_of(
+				        item->customer_key, nparts);
+			} else {
+				char key[300];
+				snprintf(key, sizeof(key), "channel:%s",
+				         item->event->channel_spend->channel);
+				item->partition =
+				        pond_partition_of(key, nparts);
+			}
+			counts[item->partition]++;
+			naccepted++;
+			if ((rv = store_pack(b, item)) != 0) {
+				return (rv);
+			}
 		}
 	}
 	if (naccepted == 0) {
 		return (POND_OK);
 	}
-	if ((rv = pond_stream_reserve(conn, POND_STREAM_EVENTS, counts,
-	                              b->nparts, next)) != 0) {
+	if ((rv = pond_stream_reserve(conn, POND_STREAM_EVENTS, counts, nparts,
+	                              next)) != 0) {
 		return (rv);
 	}
-	for (size_t i = 0; i < b->n; i++) {
-		ingest_item *item = &b->items[i];
-		if (item->status == STATUS_ACCEPTED) {
-			item->seq = next[item->partition]++;
+	for (size_t k = 0; k < nb; k++) {
+		for (size_t i = 0; i < bs[k]->n; i++) {
+			ingest_item *item = &bs[k]->items[i];
+			if (item->status == STATUS_ACCEPTED) {
+				item->seq = next[item->partition]++;
+			}
 		}
 	}
-	return (store_copy_events(conn, b, naccepted));
+	return (store_copy_events(conn, bs, nb));
 }
 
 static int
@@ -759,18 +769,22 @@ store_reset(ingest_batch *b)
 	b->alias_conflicts = 0;
 }
 
+/* store_settle does all of one batch's work but its event rows, inside the
+ * group's open transaction. A refusal the store decides (an unknown token,
+ * no such rejected event) is the batch's own outcome: its batch_error is
+ * set, nothing of it is written, and the group goes on. */
 static int
-store_try(PGconn *conn, ingest_batch *b)
+store_settle(PGconn *conn, ingest_batch *b)
 {
 	settle st = {.b = b};
 	int rv;
 
-	store_reset(b);
-	if ((rv = pond_pq_exec(conn, "BEGIN")) != 0 ||
-	    (rv = store_auth(conn, &st)) != 0 ||
-	    (rv = store_claim_ids(conn, &st)) != 0 ||
+	if ((rv = store_auth(conn, &st)) == POND_EAUTH || rv == POND_ENOENT) {
+		return (POND_OK);
+	}
+	if (rv != 0 || (rv = store_claim_ids(conn, &st)) != 0 ||
 	    (rv = store_load_aliases(conn, &st)) != 0) {
-		goto fail;
+		return (rv);
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		settle_item(&st, &b->items[i]);
@@ -784,9 +798,33 @@ store_try(PGconn *conn, ingest_batch *b)
 	             "DELETE FROM order_ids WHERE publisher_id = $1 "
 	             "AND order_id = ANY($2::text[])")) != 0 ||
 	    (rv = store_new_aliases(conn, &st)) != 0 ||
-	    (rv = store_rejects(conn, &st)) != 0 ||
-	    (rv = store_mark_replayed(conn, b)) != 0 ||
-	    (rv = store_events(conn, &st)) != 0 ||
+	    (rv = store_rejects(conn, &st)) != 0) {
+		return (rv);
+	}
+	return (store_mark_replayed(conn, b));
+}
+
+/* store_try settles the batches of a group in one transaction: each in
+ * turn (a later one sees what an earlier one claimed and linked), then all
+ * their event rows, then one COMMIT. */
+static int
+store_try(PGconn *conn, ingest_batch *const *bs, size_t nb)
+{
+	int rv;
+
+	for (size_t k = 0; k < nb; k++) {
+		store_reset(bs[k]);
+		bs[k]->attempts++;
+	}
+	if ((rv = pond_pq_exec(conn, "BEGIN")) != 0) {
+		goto fail;
+	}
+	for (size_t k = 0; k < nb; k++) {
+		if ((rv = store_settle(conn, bs[k])) != 0) {
+			goto fail;
+		}
+	}
+	if ((rv = store_events(conn, bs, nb)) != 0 ||
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto fail;
 	}
@@ -796,42 +834,58 @@ fail:
 	return (rv);
 }
 
+/* store_fail marks a batch whose transaction did not commit: no item may
+ * be acked accepted, and the publisher sends it again. */
+static void
+store_fail(ingest_batch *b)
+{
+	store_reset(b);
+	b->batch_error = "unavailable";
+	b->batch_message = "the store could not commit the batch; nothing was "
+	                   "stored, send it again";
+}
+
+/* store_group settles bs[0..nb), retrying conflicts. */
+static int
+store_group(PGconn *conn, ingest_batch *const *bs, size_t nb)
+{
+	int rv, attempts = 0;
+
+	do {
+		rv = store_try(conn, bs, nb);
+	} while (rv == POND_ECONFLICT && ++attempts < STORE_ATTEMPTS);
+	return (rv);
+}
+
 int
 ingest_store_work(PGconn *conn, void *arg)
 {
-	ingest_batch *b = arg;
+	ingest_group *g = arg;
 	pond_time now = pond_now();
 	int rv;
 
-	for (size_t i = 0; i < b->n; i++) {
-		ingest_item *item = &b->items[i];
-		ingest_validate(item, b->format, now);
-		ingest_utf8_repair(item->check_reason);
-		if (item->event != NULL) {
-			item->given_key = item->event->customer_key;
+	for (size_t k = 0; k < g->n; k++) {
+		ingest_batch *b = g->batches[k];
+		for (size_t i = 0; i < b->n; i++) {
+			ingest_item *item = &b->items[i];
+			ingest_validate(item, b->format, now);
+			ingest_utf8_repair(item->check_reason);
+			if (item->event != NULL) {
+				item->given_key = item->event->customer_key;
+			}
 		}
 	}
-	do {
-		b->attempts++;
-		rv = store_try(conn, b);
-	} while (rv == POND_ECONFLICT && b->attempts < STORE_ATTEMPTS);
-	if (rv != 0) {
-		/* Nothing is committed: no item may be acked accepted. */
-		const char *code = b->batch_error, *msg = b->batch_message;
-		store_reset(b);
-		/* A refusal the store decided (unknown token, no such
-		 * rejected event) keeps its code; anything else is the store
-		 * failing, and the publisher sends the batch again. */
-		if ((rv == POND_EAUTH || rv == POND_ENOENT) && code != NULL) {
-			b->batch_error = code;
-			b->batch_message = msg;
-		} else {
-			b->batch_error = "unavailable";
-			b->batch_message =
-			        "the store could not commit the "
-			        "batch; nothing was stored, send it "
-			        "again";
+	if ((rv = store_group(conn, g->batches, g->n)) == 0) {
+		return (POND_OK);
+	}
+	/* One batch must not cost the others their commit: when a group
+	 * fails, each batch is settled again on its own. */
+	size_t failed = 0;
+	for (size_t k = 0; k < g->n; k++) {
+		if (g->n == 1 || store_group(conn, &g->batches[k], 1) != 0) {
+			store_fail(g->batches[k]);
+			failed++;
 		}
 	}
-	return (rv);
+	return (failed > 0 ? rv : POND_OK);
 }
