@@ -113,7 +113,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c
 TEST_OBJ := $(TEST_SRC:%.c=$(O)/obj/%.o)
 TEST_BIN := $(O)/bin/pond-tests
 
-$(O)/obj/tests/%.o: CFLAGS += -Itests/lib
+$(O)/obj/tests/%.o: CFLAGS += -Itests/lib $(SERVICES:%=-Iservices/%)
 $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
