@@ -612,3 +612,56 @@ Test(tagging, metrics_show_lag_and_rule_evaluations, .timeout = 60)
 	pond_test_http_resp_free(&resp);
 	tg_stop(&w);
 }
+
+Test(tagging, cli_rules_list_put_rm, .timeout = 60)
+{
+	char dsn[POND_TEST_DSN_LEN], e_dsn[POND_TEST_DSN_LEN + 16];
+	char *out = NULL;
+
+	pond_test_db_create_migrated(dsn, sizeof(dsn), 4);
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", dsn);
+	const char *env[] = {e_dsn, NULL};
+	const char *bad[] = {"pond",
+	                     "rules",
+	                     "put",
+	                     "hunter",
+	                     "{\"field\": \"orders\", \"op\": \"contains\", "
+	                     "\"value\": \"1\"}",
+	                     NULL};
+	cr_assert_eq(pond_test_run(bad, env, "tagging-cli", NULL), 1);
+	const char *builtin[] = {"pond",
+	                         "rules",
+	                         "put",
+	                         "repurchase_due",
+	                         "{\"field\": \"orders\", \"op\": \"=\", "
+	                         "\"value\": 0}",
+	                         NULL};
+	cr_assert_eq(pond_test_run(builtin, env, "tagging-cli", NULL), 2);
+	const char *put[] = {"pond",
+	                     "rules",
+	                     "put",
+	                     "hunter",
+	                     "{\"all\": [{\"field\": \"rewards_fen\", \"op\": "
+	                     "\">\", \"value\": 0}, {\"field\": \"orders\", "
+	                     "\"op\": \"=\", \"value\": 0}]}",
+	                     NULL};
+	cr_assert_eq(pond_test_run(put, env, "tagging-cli", NULL), 0);
+	cr_assert_eq(pond_test_sql_int(dsn, "SELECT value::int FROM "
+	                                    "pond_settings WHERE key = "
+	                                    "'tag_rules_version'"),
+	             1);
+	const char *list[] = {"pond", "rules", "list", NULL};
+	cr_assert_eq(pond_test_run(list, env, "tagging-cli", &out), 0);
+	cr_assert(strstr(out, "hunter") != NULL && strstr(out, "rewards_fen"),
+	          "%s", out);
+	free(out);
+	const char *rm[] = {"pond", "rules", "rm", "hunter", NULL};
+	cr_assert_eq(pond_test_run(rm, env, "tagging-cli", NULL), 0);
+	cr_assert_eq(pond_test_run(rm, env, "tagging-cli", NULL), 1);
+	cr_assert_eq(pond_test_sql_int(dsn, "SELECT count(*) FROM tag_rules"),
+	             0);
+	cr_assert_eq(pond_test_sql_int(dsn, "SELECT value::int FROM "
+	                                    "pond_settings WHERE key = "
+	                                    "'tag_rules_version'"),
+	             2);
+}
