@@ -665,3 +665,221 @@ Test(tagging, cli_rules_list_put_rm, .timeout = 60)
 	                                    "'tag_rules_version'"),
 	             2);
 }
+
+/* --- crashes and replicas
+ * ------------------------------------------------------------ */
+
+#define CRASH_BATCHES   30
+#define CRASH_PER_BATCH 100
+#define CRASH_KEYS      80
+
+/* crash_events returns CRASH_BATCHES request bodies of a deterministic
+ * mix of every customer event type, some arriving out of time order (no
+ * inviters: an inviter is re-evaluated by the sweeper, whose timing is
+ * not part of the stream's order). */
+static char **
+crash_events(void)
+{
+	static const char *channels[] = {"cards", "sms", "poster", "call"};
+	static const char *regions[] = {"Shanghai", "Beijing", "Hangzhou"};
+	static const char *cats[] = {"coffee", "tea", "cups"};
+	char **bodies = calloc(CRASH_BATCHES, sizeof(char *));
+	unsigned seed = 20261123;
+
+	cr_assert_not_null(bodies);
+	for (int b = 0; b < CRASH_BATCHES; b++) {
+		size_t cap = 64 * 1024, o = 0;
+		char *body = malloc(cap);
+		cr_assert_not_null(body);
+		o += (size_t)snprintf(body + o, cap - o, "{\"events\": [");
+		for (int i = 0; i < CRASH_PER_BATCH; i++) {
+			int n = b * CRASH_PER_BATCH + i;
+			int key = rand_r(&seed) % CRASH_KEYS;
+			int kind = rand_r(&seed) % 10;
+			/* Event time mostly rises; one in eight is a day
+			 * early (late arrival). */
+			long secs = 1767139200L + n * 60L -
+			            (rand_r(&seed) % 8 == 0 ? 86400L : 0L);
+			char at[40], ev[512];
+			pond_time_format_rfc3339(secs * POND_USEC_PER_SEC, at,
+			                         sizeof(at));
+			switch (kind) {
+			case 0:
+				snprintf(ev, sizeof(ev),
+				         "\"contact_added\": {\"channel\": "
+				         "\"%s\"}",
+				         channels[rand_r(&seed) % 4]);
+				break;
+			case 1:
+			case 2:
+				snprintf(ev, sizeof(ev),
+				         "\"order_paid\": {\"order_id\": "
+				         "\"o%d\", "
+				         "\"amount_fen\": %d, \"items\": "
+				         "[{\"sku\": \"s\", \"category\": "
+				         "\"%s\", "
+				         "\"qty\": 1, \"price_fen\": 1}]}",
+				         n, 1000 + rand_r(&seed) % 30000,
+				         cats[rand_r(&seed) % 3]);
+				break;
+			case 3:
+				snprintf(ev, sizeof(ev),
+				         "\"order_refunded\": {\"order_id\": "
+				         "\"o%d\", \"amount_fen\": %d}",
+				         n - 1, rand_r(&seed) % 5000);
+				break;
+			case 4:
+				snprintf(ev, sizeof(ev),
+				         "\"reward_paid\": {\"kind\": "
+				         "\"coupon\", "
+				         "\"amount_fen\": %d}",
+				         rand_r(&seed) % 1000);
+				break;
+			case 5:
+				snprintf(ev, sizeof(ev),
+				         "\"profile_updated\": {\"region\": "
+				         "\"%s\"}",
+				         regions[rand_r(&seed) % 3]);
+				break;
+			case 6:
+				snprintf(ev, sizeof(ev), "%s",
+				         rand_r(&seed) % 4 == 0
+				                 ? "\"member_joined\": "
+				                   "{\"tier\": "
+				                   "\"gold\"}"
+				                 : "\"interaction\": "
+				                   "{\"kind\": "
+				                   "\"message\"}");
+				break;
+			case 7:
+				snprintf(ev, sizeof(ev),
+				         "\"contact_removed\": {\"by\": "
+				         "\"customer\"}");
+				break;
+			case 8:
+				snprintf(
+				        ev, sizeof(ev),
+				        "\"opt_out\": {\"channel\": \"sms\"}");
+				break;
+			default:
+				snprintf(ev, sizeof(ev),
+				         "\"invite_shared\": {}");
+				break;
+			}
+			o += (size_t)snprintf(
+			        body + o, cap - o,
+			        "%s{\"event_id\": \"x%d\", \"customer_key\": "
+			        "\"k%d\", \"occurred_at\": \"%s\", %s}",
+			        i > 0 ? "," : "", n, key, at, ev);
+			cr_assert_lt(o, cap - 1);
+		}
+		snprintf(body + o, cap - o, "]}");
+		bodies[b] = body;
+	}
+	return (bodies);
+}
+
+static const char *crash_rules =
+        "INSERT INTO tag_rules (tag, condition) VALUES "
+        "('high_value', '{\"field\": \"net_revenue_fen\", \"op\": \">=\", "
+        "\"value\": 50000}'),"
+        "('hunter', '{\"all\": [{\"field\": \"rewards_fen\", \"op\": \">\", "
+        "\"value\": 0}, {\"field\": \"orders\", \"op\": \"=\", \"value\": "
+        "0}]}'),"
+        "('sh_vip', '{\"all\": [{\"field\": \"region\", \"op\": \"=\", "
+        "\"value\": \"Shanghai\"}, {\"field\": \"tags\", \"op\": "
+        "\"contains\", \"value\": \"high_value\"}]}'),"
+        "('card_buyers', '{\"all\": [{\"field\": \"channel\", \"op\": "
+        "\"in\", \"value\": [\"cards\", \"poster\"]}, {\"not\": {\"field\": "
+        "\"orders\", \"op\": \"<\", \"value\": 2}}]}');"
+        "UPDATE pond_settings SET value = '1' WHERE key = "
+        "'tag_rules_version'";
+
+#define CRASH_DUMP_SQL                                                        \
+	"SELECT coalesce(string_agg(concat_ws(':', partition, seq, "          \
+	"customer_key, tag, added, cause, cause_seq, encode(payload, "        \
+	"'hex')), E'\\n' ORDER BY partition, seq), '') FROM tag_changes"
+
+#define PROFILE_DUMP_SQL                                                      \
+	"SELECT string_agg(concat_ws('|', customer_key, lifecycle, orders, "  \
+	"net_revenue_fen, rewards_fen, channel, region, acquired_at, "        \
+	"contact_removed, opted_out), E'\\n' ORDER BY customer_key) FROM "    \
+	"customer_profiles"
+
+static void
+crash_send(tg_world *w, char *body)
+{
+	int status;
+	json_t *answer = ic_http_events(&w->ingest, body, &status);
+
+	cr_assert_eq(status, 200);
+	json_decref(answer);
+}
+
+/* crash_run sends every batch into a fresh world. kills > 0: tagging is
+ * SIGKILLed that many times at random moments and restarted; replicas:
+ * how many taggings run side by side. Returns the tag_changes and
+ * profile dumps (the caller frees). */
+static void
+crash_run(const char *name, char **bodies, int kills, int replicas,
+          char **changes, char **profiles)
+{
+	pond_test_proc *procs[2] = {0};
+	unsigned seed = 7;
+	char log[64];
+	tg_world w;
+	int killed = 0;
+
+	tg_start_ingest(&w, name);
+	pond_test_sql_exec(w.ingest.dsn, crash_rules);
+	for (int r = 0; r < replicas; r++) {
+		snprintf(log, sizeof(log), "%s-tagging-%d", name, r);
+		procs[r] = tg_spawn(&w, log, "17");
+	}
+	for (int b = 0; b < CRASH_BATCHES; b++) {
+		crash_send(&w, bodies[b]);
+		if (kills > 0 && b % (CRASH_BATCHES / kills) == 1 &&
+		    killed < kills) {
+			usleep(rand_r(&seed) % 150000);
+			pond_test_kill(procs[0], SIGKILL);
+			(void)pond_test_stop(procs[0]);
+			snprintf(log, sizeof(log), "%s-tagging-0", name);
+			procs[0] = tg_spawn(&w, log, "17");
+			killed++;
+		}
+	}
+	tg_settle(&w);
+	*changes = pond_test_sql_text(w.ingest.dsn, CRASH_DUMP_SQL);
+	*profiles = pond_test_sql_text(w.ingest.dsn, PROFILE_DUMP_SQL);
+	for (int r = 0; r < replicas; r++) {
+		cr_assert_eq(pond_test_stop(procs[r]), 0);
+	}
+	cr_assert_eq(ic_stop(&w.ingest), 0);
+	cr_assert_eq(killed, kills);
+}
+
+Test(tagging, sigkill_and_replicas_give_the_same_tag_changes, .timeout = 600)
+{
+	char **bodies = crash_events();
+	char *c0, *p0, *c1, *p1, *c2, *p2;
+
+	crash_run("tagging-crash-ref", bodies, 0, 1, &c0, &p0);
+	cr_assert_gt(strlen(c0), 1000, "the reference run changed few tags");
+	crash_run("tagging-crash-kill", bodies, 6, 1, &c1, &p1);
+	crash_run("tagging-crash-two", bodies, 0, 2, &c2, &p2);
+	cr_assert(strcmp(c0, c1) == 0,
+	          "tag_changes differ after SIGKILLs (see the test's logs)");
+	cr_assert_str_eq(p0, p1);
+	cr_assert(strcmp(c0, c2) == 0, "tag_changes differ with two replicas");
+	cr_assert_str_eq(p0, p2);
+	for (int b = 0; b < CRASH_BATCHES; b++) {
+		free(bodies[b]);
+	}
+	free(bodies);
+	free(c0);
+	free(p0);
+	free(c1);
+	free(p1);
+	free(c2);
+	free(p2);
+}
