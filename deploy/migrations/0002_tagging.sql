@@ -82,7 +82,8 @@ INSERT INTO pond_settings (key, value) VALUES ('tag_rules_version', '0');
 
 -- The tag_changes stream: payload is a packed pond.TagChange; the other
 -- columns are copies for queries. cause is 'event' (cause_seq is the seq of
--- the events record, same partition), 'time', 'rule' or 'invitee'.
+-- the events record, same partition), 'time' (the sweeper, for an age or an
+-- invitee) or 'rule' (the sweeper, after a rule change).
 CREATE TABLE tag_changes (
     partition    int         NOT NULL,
     seq          bigint      NOT NULL,
