@@ -22,8 +22,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+
 #include "harness.h"
 #include "ingest_client.h"
+#include "pond/stream.pb-c.h"
+#include "pond/tagging.pb-c.h"
 
 #define ADMIN_TOKEN "api_admintoken"
 #define READ_TOKEN  "api_readtoken"
@@ -664,6 +669,53 @@ Test(tagging, cli_rules_list_put_rm, .timeout = 60)
 	                                    "pond_settings WHERE key = "
 	                                    "'tag_rules_version'"),
 	             2);
+}
+
+Test(tagging, changes_are_announced_on_pub_after_commit, .timeout = 60)
+{
+	nng_socket sub;
+	nng_msg *msg;
+	tg_world w;
+
+	tg_start(&w, "tagging-pub");
+	cr_assert_eq(nng_sub0_open(&sub), 0);
+	cr_assert_eq(
+	        nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "tag_changes/", 12),
+	        0);
+	cr_assert_eq(nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 20000), 0);
+	cr_assert_eq(nng_dial(sub, w.pub_url, NULL, 0), 0);
+	usleep(300000); /* let the subscription reach the publisher */
+	tg_send(&w, EV("p1", "c6", "2026-01-01T00:00:00Z",
+	               "\"contact_added\": {\"channel\": \"sms\"}"));
+	cr_assert_eq(nng_recvmsg(sub, &msg, 0), 0, "no announcement");
+	const uint8_t *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg);
+	const uint8_t *nl = memchr(body, '\n', len);
+	cr_assert_not_null(nl);
+	Pond__StreamRecord *rec = pond__stream_record__unpack(
+	        NULL, len - (size_t)(nl + 1 - body), nl + 1);
+	cr_assert_not_null(rec);
+	cr_assert_str_eq(rec->stream, "tag_changes");
+	Pond__TagChange *tc = pond__tag_change__unpack(NULL, rec->payload.len,
+	                                               rec->payload.data);
+	cr_assert_not_null(tc);
+	cr_assert_str_eq(tc->customer_key, "c6");
+	cr_assert_str_eq(tc->tag, "lifecycle:potential");
+	cr_assert(tc->added);
+	cr_assert_str_eq(tc->cause, "event");
+	cr_assert_str_eq(tc->event_id, "p1");
+	/* What was announced is what the table holds. */
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM tag_changes WHERE partition = %u AND "
+	         "seq = %llu AND customer_key = 'c6'",
+	         rec->partition, (unsigned long long)rec->seq);
+	cr_assert_eq(pond_test_sql_int(w.ingest.dsn, sql), 1);
+	pond__tag_change__free_unpacked(tc, NULL);
+	pond__stream_record__free_unpacked(rec, NULL);
+	nng_msg_free(msg);
+	nng_close(sub);
+	tg_stop(&w);
 }
 
 /* --- crashes and replicas
