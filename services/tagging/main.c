@@ -2,6 +2,8 @@
  * main.c - pond-tagging: customer profiles, lifecycle stage, rule tags and
  * the tag_changes stream, from the events stream.
  */
+#include <stdint.h>
+
 #include "service.h"
 #include "tagging.h"
 
@@ -27,6 +29,10 @@ static const pond_config_var tagging_vars[] = {
         POND_CONF_INT("POND_TAGGING_SWEEP_ROWS", tagging_config, sweep_rows,
                       "200", 1, 10000,
                       "profiles re-evaluated per sweep transaction"),
+        POND_CONF_INT("POND_TAGGING_MAX_LAG", tagging_config, max_lag,
+                      "100000", 0, INT64_MAX,
+                      "/healthz fails while the events consumer is more "
+                      "records behind than this"),
 };
 
 int
@@ -44,6 +50,7 @@ main(int argc, char **argv)
 	        .conf = &the_tagging.conf,
 	        .start = tagging_start,
 	        .stop = tagging_stop,
+	        .healthy = tagging_healthy,
 	        .ctx = &the_tagging,
 	};
 

@@ -402,6 +402,26 @@ tagging_start(pond_service *svc)
 	return (POND_OK);
 }
 
+bool
+tagging_healthy(pond_service *svc, char *why, size_t len)
+{
+	tagging *tg = svc->ctx;
+	int64_t lag;
+
+	if (tg->consumer == NULL) {
+		snprintf(why, len, "the events consumer is not running");
+		return (false);
+	}
+	if ((lag = pond_consumer_lag(tg->consumer)) > tg->conf.max_lag) {
+		snprintf(why, len,
+		         "%" PRId64
+		         " events behind (POND_TAGGING_MAX_LAG %" PRId64 ")",
+		         lag, tg->conf.max_lag);
+		return (false);
+	}
+	return (true);
+}
+
 void
 tagging_maybe_stopped(tagging *tg)
 {

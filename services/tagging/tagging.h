@@ -320,6 +320,7 @@ typedef struct tagging_config {
 	int64_t batch;      /* POND_TAGGING_BATCH */
 	int64_t sweep_ms;   /* POND_TAGGING_SWEEP_MS */
 	int64_t sweep_rows; /* POND_TAGGING_SWEEP_ROWS */
+	int64_t max_lag;    /* POND_TAGGING_MAX_LAG */
 } tagging_config;
 
 typedef struct tagging_counters {
@@ -365,6 +366,10 @@ typedef struct tagging {
 /* tagging_start and tagging_stop are the service hooks (service.h). */
 int tagging_start(struct pond_service *svc);
 void tagging_stop(struct pond_service *svc);
+
+/* tagging_healthy is the /healthz hook: unhealthy while the events
+ * consumer is more than max_lag records behind. */
+bool tagging_healthy(struct pond_service *svc, char *why, size_t len);
 
 /* tagging_announce publishes committed changes on the tag_changes PUB. */
 void tagging_announce(tagging *tg, const tagging_change *v, size_t n);

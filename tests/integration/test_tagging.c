@@ -138,6 +138,24 @@ tg_send(tg_world *w, const char *fmt, ...)
 	free(body);
 }
 
+/* tg_clock_now writes the test clock's time as RFC 3339. */
+static const char *
+tg_clock_now(const tg_world *w, char *buf, size_t len)
+{
+	char text[64] = "";
+	FILE *f = fopen(w->ingest.clock, "r");
+	pond_time t;
+
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	text[strcspn(text, "\n")] = '\0';
+	if (pond_time_parse_rfc3339(text, &t) != 0) {
+		t = strtoll(text, NULL, 10);
+	}
+	return (pond_time_format_rfc3339(t, buf, len));
+}
+
 /* tg_settle waits until tagging has applied every event and the sweeper
  * has nothing due at the clock's time. */
 static void
@@ -152,15 +170,19 @@ tg_settle(tg_world *w)
 		                       "0) FROM consumer_cursors WHERE "
 		                       "consumer = 'tagging')");
 		if (lag == 0) {
-			/* Two sweep periods: anything due is done. */
-			usleep(300000);
-			if (pond_test_sql_int(w->ingest.dsn,
-			                      "SELECT count(*) FROM "
-			                      "customer_profiles WHERE "
-			                      "rules_version < (SELECT "
-			                      "value::bigint FROM "
-			                      "pond_settings WHERE key = "
-			                      "'tag_rules_version')") == 0) {
+			/* Settled when no profile lags the rules or is due
+			 * at the test clock's time. */
+			char sql[400], now[40];
+			usleep(100000);
+			snprintf(
+			        sql, sizeof(sql),
+			        "SELECT count(*) FROM customer_profiles WHERE "
+			        "rules_version < (SELECT value::bigint FROM "
+			        "pond_settings WHERE key = "
+			        "'tag_rules_version') "
+			        "OR due_at <= '%s'",
+			        tg_clock_now(w, now, sizeof(now)));
+			if (pond_test_sql_int(w->ingest.dsn, sql) == 0) {
 				return;
 			}
 		}
@@ -555,20 +577,20 @@ Test(tagging, days_since_and_repurchase_due_flip_with_the_clock,
 	/* Jan 6 23:59:59 Shanghai: 2 days. Jan 7 00:00 Shanghai: 3. */
 	cr_assert_eq(pond_time_parse_rfc3339("2026-01-06T15:59:59Z", &t), 0);
 	pond_test_clock_set(w.ingest.clock, t);
-	usleep(400000);
+	tg_settle(&w);
 	ASSERT_TEXT(&w, "lifecycle:first_purchase", TAGS_SQL, "c4");
 	pond_test_clock_set(w.ingest.clock, t + POND_USEC_PER_SEC);
-	usleep(600000);
+	tg_settle(&w);
 	ASSERT_TEXT(&w, "dormant_3,lifecycle:first_purchase", TAGS_SQL, "c4");
 	ASSERT_TEXT(&w, "time",
 	            "SELECT cause FROM tag_changes WHERE tag = 'dormant_3'");
 	/* Day 14 after Jan 4 is Jan 18 (Shanghai): repurchase_due then. */
 	cr_assert_eq(pond_time_parse_rfc3339("2026-01-17T15:59:59Z", &t), 0);
 	pond_test_clock_set(w.ingest.clock, t);
-	usleep(600000);
+	tg_settle(&w);
 	ASSERT_TEXT(&w, "dormant_3,lifecycle:first_purchase", TAGS_SQL, "c4");
 	pond_test_clock_set(w.ingest.clock, t + POND_USEC_PER_SEC);
-	usleep(600000);
+	tg_settle(&w);
 	ASSERT_TEXT(&w, "dormant_3,lifecycle:first_purchase,repurchase_due",
 	            TAGS_SQL, "c4");
 	/* An order takes both off (and moves the stage on). */
@@ -669,6 +691,69 @@ Test(tagging, cli_rules_list_put_rm, .timeout = 60)
 	                                    "pond_settings WHERE key = "
 	                                    "'tag_rules_version'"),
 	             2);
+}
+
+Test(tagging, invitees_count_for_the_inviter_and_flip_its_rules, .timeout = 90)
+{
+	tg_world w;
+
+	tg_start(&w, "tagging-invitees");
+	cr_assert_eq(rules_call(&w, "PUT", "/v1/tag-rules/fission_star",
+	                        ADMIN_TOKEN,
+	                        "{\"condition\": {\"field\": \"invitees\", "
+	                        "\"op\": \">=\", \"value\": 2}}",
+	                        NULL),
+	             200);
+	tg_send(&w,
+	        EV("i0", "boss", "2026-01-01T00:00:00Z",
+	           "\"contact_added\": {\"channel\": \"sms\"}") "," EV("i1",
+	                                                               "friend"
+	                                                               "1",
+	                                                               "2026-"
+	                                                               "01-"
+	                                                               "02T00:"
+	                                                               "00:"
+	                                                               "00Z",
+	                                                               "\"cont"
+	                                                               "act_"
+	                                                               "added"
+	                                                               "\": "
+	                                                               "{\"cha"
+	                                                               "nnel\""
+	                                                               ": "
+	                                                               "\"sms"
+	                                                               "\", "
+	                                                               "\"invi"
+	                                                               "ter_"
+	                                                               "key\":"
+	                                                               " "
+	                                                               "\"boss"
+	                                                               "\"}"));
+	tg_settle(&w);
+	ASSERT_TEXT(&w, "lifecycle:potential", TAGS_SQL, "boss");
+	/* The second invitee lives in another partition (or the same): the
+	 * inviter is re-evaluated by the sweeper either way. */
+	tg_send(&w, EV("i2", "friend2", "2026-01-02T00:00:00Z",
+	               "\"contact_added\": {\"channel\": \"sms\", "
+	               "\"inviter_key\": \"boss\"}"));
+	tg_settle(&w);
+	ASSERT_TEXT(&w, "2",
+	            "SELECT invitees::text FROM customer_profiles "
+	            "WHERE customer_key = 'boss'");
+	ASSERT_TEXT(&w, "fission_star,lifecycle:potential", TAGS_SQL, "boss");
+	ASSERT_TEXT(&w, "time",
+	            "SELECT cause FROM tag_changes WHERE tag = "
+	            "'fission_star'");
+	/* friend2 was in fact acquired earlier, without an inviter: boss
+	 * loses the invitee and the tag. */
+	tg_send(&w, EV("i3", "friend2", "2026-01-01T00:00:00Z",
+	               "\"contact_added\": {\"channel\": \"cards\"}"));
+	tg_settle(&w);
+	ASSERT_TEXT(&w, "1",
+	            "SELECT invitees::text FROM customer_profiles "
+	            "WHERE customer_key = 'boss'");
+	ASSERT_TEXT(&w, "lifecycle:potential", TAGS_SQL, "boss");
+	tg_stop(&w);
 }
 
 Test(tagging, changes_are_announced_on_pub_after_commit, .timeout = 60)
