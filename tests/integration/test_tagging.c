@@ -524,6 +524,22 @@ Test(tagging, rule_api_and_rules_reach_existing_customers, .timeout = 120)
 	ASSERT_TEXT(&w, "rule",
 	            "SELECT cause FROM tag_changes WHERE tag = "
 	            "'high_value_sh' AND added");
+	/* Tags may be Chinese: the path is percent-decoded. */
+	cr_assert_eq(rules_call(&w, "PUT",
+	                        "/v1/tag-rules/%E9%AB%98%E4%BB%B7%E5%80%BC",
+	                        ADMIN_TOKEN,
+	                        "{\"condition\": {\"field\": \"orders\", "
+	                        "\"op\": \">\", \"value\": 100}}",
+	                        NULL),
+	             200);
+	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
+	                               "SELECT count(*) FROM tag_rules WHERE "
+	                               "tag = '高价值'"),
+	             1);
+	cr_assert_eq(rules_call(&w, "DELETE",
+	                        "/v1/tag-rules/%E9%AB%98%E4%BB%B7%E5%80%BC",
+	                        ADMIN_TOKEN, NULL, NULL),
+	             200);
 	cr_assert_eq(
 	        rules_call(&w, "GET", "/v1/tag-rules", READ_TOKEN, NULL, &a),
 	        200);
