@@ -96,7 +96,10 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
 
-$(O)/bin/pond: $(CLI_OBJ) $(LIBPOND)
+# The CLI checks tag rules with the tagging service's condition parser.
+CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o
+$(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging
+$(O)/bin/pond: $(CLI_OBJ) $(CLI_SVC_OBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -128,7 +131,7 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c
 TEST_OBJ := $(TEST_SRC:%.c=$(O)/obj/%.o)
 TEST_BIN := $(O)/bin/pond-tests
 
-$(O)/obj/tests/%.o: CFLAGS += -Itests/lib
+$(O)/obj/tests/%.o: CFLAGS += -Itests/lib $(SERVICES:%=-Iservices/%)
 $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion

@@ -317,6 +317,9 @@ apply_done(int rv, void *arg)
 		}
 		part->stale = job->more;
 		part_drop_applied(part);
+		if (job->applied > 0 && c->conf.committed != NULL) {
+			c->conf.committed(job->partition, c->conf.arg);
+		}
 	} else {
 		/* Leave it to the next poll: retrying at once would spin on
 		 * a store that is down. */

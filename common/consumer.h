@@ -39,6 +39,10 @@ typedef struct pond_consumer_config {
 	int rebalance_ms;     /* partition ownership check period (2000) */
 	pond_apply_fn apply;
 	void *arg;
+	/* committed (may be NULL) runs on the loop after a transaction that
+	 * applied records of partition has committed: the moment a producer
+	 * inside apply may announce what it wrote. */
+	void (*committed)(uint32_t partition, void *arg);
 } pond_consumer_config;
 
 typedef struct pond_consumer pond_consumer;

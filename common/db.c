@@ -190,7 +190,7 @@ pond_pq_text_array(const char *const *items, size_t n)
 	char *buf;
 
 	for (size_t i = 0; i < n; i++) {
-		cap += 2 * strlen(items[i]) + 3;
+		cap += (items[i] != NULL ? 2 * strlen(items[i]) : 4) + 3;
 	}
 	if ((buf = malloc(cap)) == NULL) {
 		return (NULL);
@@ -199,6 +199,11 @@ pond_pq_text_array(const char *const *items, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0) {
 			buf[o++] = ',';
+		}
+		if (items[i] == NULL) {
+			memcpy(buf + o, "NULL", 4);
+			o += 4;
+			continue;
 		}
 		buf[o++] = '"';
 		for (const char *s = items[i]; *s != '\0'; s++) {

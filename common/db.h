@@ -93,7 +93,8 @@ int pond_pq_table_exists(PGconn *conn, const char *table,
 
 /* pond_pq_text_array writes items as a PostgreSQL array literal
  * ({"a","b\"c"}) into a malloc'd string, for one array parameter instead of
- * one statement per item. Returns NULL on ENOMEM. */
+ * one statement per item; a NULL item becomes an SQL NULL element. Returns
+ * NULL on ENOMEM. */
 char *pond_pq_text_array(const char *const *items, size_t n);
 
 #endif
