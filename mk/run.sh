@@ -1,9 +1,9 @@
 #!/bin/sh
 # mk/run.sh - `make run`: a local PostgreSQL that keeps its data, the
-# schema migrated, the services that exist so far as local processes, and
-# demo events published through the real bus (NNG, `pond send`). Tagging,
-# scheduler, reporting, the gateway simulator and `pond demo` join as their
-# issues land.
+# schema migrated, the services that exist so far (ingest, tagging) as local
+# processes, and demo events published through the real bus (NNG, `pond
+# send`). The scheduler, reporting, the gateway simulator and `pond demo`
+# join as their issues land.
 #
 #   sh mk/run.sh BUILDDIR
 #
@@ -83,6 +83,10 @@ start_service() {
 start_service ingest 8400 POND_INGEST_URL=tcp://127.0.0.1:7400 \
 	POND_EVENTS_PUB_URL=tcp://127.0.0.1:7410
 
+: >"$rundir/tagging.log"
+start_service tagging 8401 POND_EVENTS_SUB_URLS=tcp://127.0.0.1:7410 \
+	POND_TAG_CHANGES_PUB_URL=tcp://127.0.0.1:7411
+
 # The demo publisher's token is kept (only its hash is in the store), so a
 # second run re-sends the same events and they come back as duplicates.
 if [ ! -s "$rundir/demo.token" ]; then
@@ -94,10 +98,11 @@ POND_TOKEN=$(cat "$rundir/demo.token") "$pond" send \
 
 cat <<MSG
 
-run: Pond is up (PostgreSQL 15 and pond-ingest, as local processes).
+run: Pond is up (PostgreSQL 15, pond-ingest and pond-tagging, as local processes).
   POND_DSN='$POND_DSN'
   ingest:   NNG tcp://127.0.0.1:7400, HTTP http://127.0.0.1:8400
-  health:   curl http://127.0.0.1:8400/healthz
+  tagging:  HTTP http://127.0.0.1:8401 (tag rules: pond rules list; docs/tagging.md)
+  health:   curl http://127.0.0.1:8400/healthz; curl http://127.0.0.1:8401/healthz
   metrics:  curl http://127.0.0.1:8400/metrics
   streams:  POND_DSN='$POND_DSN' $pond streams
   publish:  curl -H "Authorization: Bearer \$(cat $rundir/demo.token)" \\

@@ -4,8 +4,10 @@
 # Brings docker-compose.yml up under its own project name and host ports,
 # publishes events from the host over NNG (`pond send`, retrying a batch
 # until it is acked, as a publisher must) and over HTTP (curl), SIGKILLs the
-# ingest container while events flow, and checks once it is back that every
-# event sent is stored exactly once. Prints the counts; tears the stack down
+# ingest container and then the tagging container while events flow, and
+# checks once they are back that every event sent is stored exactly once and
+# applied by tagging exactly once (its cursors at the heads, and each order
+# counted once in the profiles). Prints the counts; tears the stack down
 # (volumes included) on every way out. Targets only 127.0.0.1.
 #
 #   sh tests/compose/run.sh BUILDDIR      (images must exist: make images)
@@ -55,6 +57,7 @@ nng_port=$(free_port)
 http_port=$(free_port)
 export POND_HOST_INGEST_NNG=127.0.0.1:$nng_port
 export POND_HOST_INGEST_HTTP=127.0.0.1:$http_port
+export POND_HOST_TAGGING_HTTP=127.0.0.1:$(free_port)
 url=tcp://127.0.0.1:$nng_port
 
 echo "compose-test: bringing the stack up (project $project)"
@@ -68,6 +71,7 @@ wait_healthy() {
 	done
 }
 wait_healthy ingest
+wait_healthy tagging
 token=$(compose run --rm -T migrate publishers add compose-test 2>/dev/null)
 [ -n "$token" ] || die "could not add a publisher"
 sql() {
@@ -105,6 +109,21 @@ send_until_acked() {
 	done
 }
 
+# kill_and_restart SERVICE: SIGKILL its container; start it again unless its
+# restart policy does. Prints how it came back.
+kill_and_restart() {
+	id=$(compose ps -q "$1")
+	docker kill -s KILL "$id" >/dev/null
+	sleep 2
+	if [ "$(docker inspect -f '{{.State.Running}}' "$id")" != true ]; then
+		compose start "$1" >/dev/null 2>&1
+		echo "started again by the test"
+	else
+		echo "restarted by its restart policy"
+	fi
+	wait_healthy "$1"
+}
+
 batches=40
 per=250
 b=0
@@ -113,7 +132,7 @@ while [ "$b" -lt "$batches" ]; do
 	b=$((b + 1))
 done
 
-echo "compose-test: publishing $((batches * per)) events over NNG; SIGKILL of ingest midway"
+echo "compose-test: publishing $((batches * per)) events over NNG; SIGKILL of ingest, then tagging, midway"
 (
 	b=0
 	while [ "$b" -lt "$batches" ]; do
@@ -123,17 +142,11 @@ echo "compose-test: publishing $((batches * per)) events over NNG; SIGKILL of in
 ) &
 sender=$!
 until [ -s "$work/batch-4.json.ack" ]; do sleep 0.1; done
-ingest_id=$(compose ps -q ingest)
-docker kill -s KILL "$ingest_id" >/dev/null
 killed_at=$(find "$work" -name '*.ack' -size +0 | wc -l)
-sleep 2
-if [ "$(docker inspect -f '{{.State.Running}}' "$ingest_id")" != true ]; then
-	compose start ingest >/dev/null 2>&1
-	how="started again by the test"
-else
-	how="restarted by its restart policy"
-fi
-wait_healthy ingest
+how=$(kill_and_restart ingest)
+until [ -s "$work/batch-20.json.ack" ]; do sleep 0.1; done
+tagging_killed_at=$(find "$work" -name '*.ack' -size +0 | wc -l)
+tagging_how=$(kill_and_restart tagging)
 wait "$sender" || die "a batch was never acked"
 
 # HTTP: one more batch with the webhook.
@@ -153,8 +166,26 @@ distinct=$(sql "SELECT count(DISTINCT event_id) FROM events e JOIN publishers p 
 gaps=$(sql "SELECT count(*) FROM (SELECT partition, count(*) c, max(seq) m FROM events GROUP BY partition) x WHERE c <> m")
 retries=$(grep -c . "$work/send.err" 2>/dev/null || true)
 
+# Tagging catches up: its cursors reach the heads of every partition.
+lag_sql="SELECT coalesce(sum(h.head - coalesce(c.seq, 0)), -1) FROM stream_heads h
+	LEFT JOIN consumer_cursors c ON c.stream = h.stream AND c.partition = h.partition
+	AND c.consumer = 'tagging' WHERE h.stream = 'events'"
+i=0
+until [ "$(sql "$lag_sql")" = 0 ]; do
+	i=$((i + 1))
+	[ "$i" -lt 240 ] || die "tagging did not catch up (lag $(sql "$lag_sql"))"
+	sleep 0.5
+done
+applied=$(sql "SELECT sum(seq) FROM consumer_cursors WHERE consumer = 'tagging' AND stream = 'events'")
+orders_sent=$(sql "SELECT count(*) FROM events WHERE type = 'order_paid'")
+orders_counted=$(sql "SELECT coalesce(sum(orders), 0) FROM customer_profiles")
+customers=$(sql "SELECT count(DISTINCT customer_key) FROM events WHERE customer_key <> ''")
+profiles=$(sql "SELECT count(*) FROM customer_profiles")
+
 printf '\ncompose-test: SIGKILL of ingest after %s of %s NNG batches (%s)\n' \
 	"$killed_at" "$batches" "$how"
+printf 'compose-test: SIGKILL of tagging after %s of %s NNG batches (%s)\n' \
+	"$tagging_killed_at" "$batches" "$tagging_how"
 printf '  %-34s %s\n' "events sent (NNG + HTTP)" "$sent" \
 	"acked accepted or duplicate" "$acked" \
 	"rejected" "$rejected" \
@@ -162,10 +193,16 @@ printf '  %-34s %s\n' "events sent (NNG + HTTP)" "$sent" \
 	"stored, distinct event ids" "$distinct" \
 	"partitions with a seq gap" "$gaps" \
 	"send attempts that failed, retried" "$retries" \
-	"consumers" "none yet (tagging, scheduler, reporting: later issues)"
+	"records applied by tagging" "$applied" \
+	"orders stored / counted by tagging" "$orders_sent / $orders_counted" \
+	"customers / tagging profiles" "$customers / $profiles"
 [ "$rejected" -eq 0 ] || die "events were rejected"
 [ "$acked" -eq "$sent" ] || die "acked $acked of $sent"
 [ "$stored" -eq "$sent" ] || die "stored $stored of $sent"
 [ "$distinct" -eq "$sent" ] || die "an event was stored twice"
 [ "$gaps" -eq 0 ] || die "a partition has a seq gap"
+[ "$applied" -eq "$stored" ] || die "tagging applied $applied of $stored"
+[ "$orders_counted" -eq "$orders_sent" ] ||
+	die "tagging counted $orders_counted orders of $orders_sent"
+[ "$profiles" -eq "$customers" ] || die "$profiles profiles for $customers customers"
 echo "compose-test: 1 passed, 0 failed"
