@@ -109,19 +109,19 @@ send_until_acked() {
 	done
 }
 
-# kill_and_restart SERVICE: SIGKILL its container; start it again unless its
-# restart policy does. Prints how it came back.
+# kill_and_restart SERVICE: SIGKILL its container and start it again unless
+# its restart policy does (without waiting for it: events keep flowing).
+# Prints how it came back.
 kill_and_restart() {
 	id=$(compose ps -q "$1")
 	docker kill -s KILL "$id" >/dev/null
-	sleep 2
+	sleep 1
 	if [ "$(docker inspect -f '{{.State.Running}}' "$id")" != true ]; then
 		compose start "$1" >/dev/null 2>&1
 		echo "started again by the test"
 	else
 		echo "restarted by its restart policy"
 	fi
-	wait_healthy "$1"
 }
 
 batches=40
@@ -132,22 +132,25 @@ while [ "$b" -lt "$batches" ]; do
 	b=$((b + 1))
 done
 
-echo "compose-test: publishing $((batches * per)) events over NNG; SIGKILL of ingest, then tagging, midway"
+echo "compose-test: publishing $((batches * per)) events over NNG; SIGKILL of tagging, then ingest, midway"
 (
 	b=0
 	while [ "$b" -lt "$batches" ]; do
 		send_until_acked "$work/batch-$b.json" || exit 1
 		b=$((b + 1))
+		sleep 0.2 # a steady publisher, so the kills land mid-stream
 	done
 ) &
 sender=$!
 until [ -s "$work/batch-4.json.ack" ]; do sleep 0.1; done
-killed_at=$(find "$work" -name '*.ack' -size +0 | wc -l)
-how=$(kill_and_restart ingest)
-until [ -s "$work/batch-20.json.ack" ]; do sleep 0.1; done
 tagging_killed_at=$(find "$work" -name '*.ack' -size +0 | wc -l)
 tagging_how=$(kill_and_restart tagging)
+until [ -s "$work/batch-20.json.ack" ]; do sleep 0.1; done
+killed_at=$(find "$work" -name '*.ack' -size +0 | wc -l)
+how=$(kill_and_restart ingest)
 wait "$sender" || die "a batch was never acked"
+wait_healthy ingest
+wait_healthy tagging
 
 # HTTP: one more batch with the webhook.
 make_batch "$work/http.json" $((batches * per + 1)) $((batches * per + 100))
