@@ -144,6 +144,12 @@ int pond_cli_table_row(pond_cli_table *t,
 int pond_cli_table_result(pond_cli_table *t,
                           const PGresult *res) POND_MUSTCHECK;
 
+/* pond_cli_print_result prints every row of res as a table on stdout
+ * (ncols columns under headers, aligned per align) and frees res; returns
+ * POND_CLI_OK, or POND_CLI_FAIL on out of memory. */
+int pond_cli_print_result(PGresult *res, size_t ncols,
+                          const char *const *headers, const char *align);
+
 /* pond_cli_table_print writes the header and the rows to out. */
 void pond_cli_table_print(const pond_cli_table *t, FILE *out);
 

@@ -157,7 +157,6 @@ out:
 static int
 cli_list(pond_cli *cli, const cli_kind *kind, int argc, char **argv)
 {
-	pond_cli_table table;
 	PGresult *res;
 	PGconn *conn;
 	int rv;
@@ -169,16 +168,8 @@ cli_list(pond_cli *cli, const cli_kind *kind, int argc, char **argv)
 	if (pond_pq_query(conn, &res, kind->list_sql, 0, NULL) != 0) {
 		return (pond_cli_fail("cannot read the %ss", kind->noun));
 	}
-	pond_cli_table_init(&table, kind->list_cols, kind->list_headers,
-	                    kind->list_align);
-	if (pond_cli_table_result(&table, res) != 0) {
-		rv = pond_cli_fail("out of memory");
-	} else {
-		pond_cli_table_print(&table, stdout);
-	}
-	pond_cli_table_free(&table);
-	PQclear(res);
-	return (rv);
+	return (pond_cli_print_result(res, kind->list_cols, kind->list_headers,
+	                              kind->list_align));
 }
 
 static int

@@ -425,6 +425,23 @@ pond_cli_table_free(pond_cli_table *t)
 	t->nrows = t->cap = 0;
 }
 
+int
+pond_cli_print_result(PGresult *res, size_t ncols, const char *const *headers,
+                      const char *align)
+{
+	pond_cli_table t;
+	int rv;
+
+	pond_cli_table_init(&t, ncols, headers, align);
+	rv = pond_cli_table_result(&t, res);
+	PQclear(res);
+	if (rv == 0) {
+		pond_cli_table_print(&t, stdout);
+	}
+	pond_cli_table_free(&t);
+	return (rv == 0 ? POND_CLI_OK : pond_cli_fail("out of memory"));
+}
+
 /* cli_stored_partitions reads the partition count fixed at install, or 0
  * when the store has not been migrated yet. */
 static int

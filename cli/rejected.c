@@ -34,7 +34,6 @@ rejected_list(pond_cli *cli, int argc, char **argv)
 	                             {"--limit", &limit, NULL}};
 	PGconn *conn;
 	PGresult *res;
-	pond_cli_table t;
 	int64_t n;
 	int rv;
 
@@ -61,14 +60,7 @@ rejected_list(pond_cli *cli, int argc, char **argv)
 	                  2, params) != 0) {
 		return (pond_cli_fail("cannot read rejected_events"));
 	}
-	pond_cli_table_init(&t, 8, cols, "rlllllll");
-	rv = pond_cli_table_result(&t, res);
-	PQclear(res);
-	if (rv == 0) {
-		pond_cli_table_print(&t, stdout);
-	}
-	pond_cli_table_free(&t);
-	return (rv == 0 ? POND_CLI_OK : pond_cli_fail("out of memory"));
+	return (pond_cli_print_result(res, 8, cols, "rlllllll"));
 }
 
 /* rejected_event_json loads rejected event id as a JSON event; *fail gets

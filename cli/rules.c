@@ -25,7 +25,6 @@ static int
 rules_list(pond_cli *cli, int argc, char **argv)
 {
 	static const char *const cols[] = {"TAG", "UPDATED_AT", "CONDITION"};
-	pond_cli_table table;
 	PGresult *res;
 	PGconn *conn;
 	int rv;
@@ -41,15 +40,7 @@ rules_list(pond_cli *cli, int argc, char **argv)
 	                  0, NULL) != 0) {
 		return (pond_cli_fail("cannot read the tag rules"));
 	}
-	pond_cli_table_init(&table, 3, cols, "lll");
-	if (pond_cli_table_result(&table, res) != 0) {
-		rv = pond_cli_fail("out of memory");
-	} else {
-		pond_cli_table_print(&table, stdout);
-	}
-	pond_cli_table_free(&table);
-	PQclear(res);
-	return (rv);
+	return (pond_cli_print_result(res, 3, cols, "lll"));
 }
 
 /* rules_write runs sql (one row back) and the version bump in one
