@@ -59,29 +59,8 @@ hz=$(getconf CLK_TCK)
 
 # --- ports, directories, teardown -------------------------------------------
 
-# port_in_use and random_port are tests/run.sh's: ports 20000-29999, below
-# the kernel's ephemeral range, checked free in /proc.
-port_in_use() {
-	hex=$(printf '%04X' "$1")
-	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-		awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 }
-			END { exit !f }'
-}
-
-# free_port sets $port to a free port not handed out before in this run
-# (the ports are bound only later, so /proc alone cannot tell them apart).
-# It runs in this shell, not in $(...), so that it remembers.
-taken_ports=" "
-free_port() {
-	while :; do
-		n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + n % 10000))
-		case $taken_ports in *" $p "*) continue ;; esac
-		port_in_use "$p" || break
-	done
-	taken_ports="$taken_ports$p "
-	port=$p
-}
+# shellcheck source=mk/ports.sh
+. "$root/mk/ports.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pond-bench.XXXXXX")
 chmod 755 "$tmp" # the postgres user must reach its cluster inside

@@ -46,22 +46,8 @@ case $jobs$timeout in
 *[!0-9]*) die "POND_TEST_JOBS and POND_TEST_TIMEOUT must be numbers" ;;
 esac
 
-# port_in_use reports whether any IPv4 or IPv6 TCP socket has local port $1.
-# /proc is always there, unlike ss or netstat on a minimal machine.
-port_in_use() {
-	hex=$(printf '%04X' "$1")
-	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-		awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 }
-			END { exit !f }'
-}
-
-# random_port picks a port in 20000-29999: below the kernel's ephemeral
-# range (32768 and up), which is where the harness's bind-to-port-0 ports and
-# every outgoing connection come from, so the cluster never collides with them.
-random_port() {
-	n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-	echo $((20000 + n % 10000))
-}
+# shellcheck source=mk/ports.sh
+. "$here/../mk/ports.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pond-test.XXXXXX")
 # The postgres user must be able to reach its cluster inside.
@@ -133,8 +119,7 @@ fi
 # A port can be taken between the check and the server's bind: try again.
 dsn=
 for _ in 1 2 3 4 5; do
-	port=$(random_port)
-	port_in_use "$port" && continue
+	free_port
 	if dsn=$(sh "$here/pg.sh" start "$pgdir" "$port" 2>"$tmp/pg.err"); then
 		break
 	fi

@@ -41,23 +41,16 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-# free_port picks a loopback port nobody listens on.
-free_port() {
-	while :; do
-		p=$((30000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000))
-		hex=$(printf '%04X' "$p")
-		if ! awk -v p=":$hex" 'NR > 1 && substr($2, length($2) - 4) == p { f = 1 }
-			END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-}
-nng_port=$(free_port)
-http_port=$(free_port)
+# shellcheck source=mk/ports.sh
+. "$root/mk/ports.sh"
+free_port
+nng_port=$port
+free_port
+http_port=$port
+free_port
 export POND_HOST_INGEST_NNG=127.0.0.1:$nng_port
 export POND_HOST_INGEST_HTTP=127.0.0.1:$http_port
-export POND_HOST_TAGGING_HTTP=127.0.0.1:$(free_port)
+export POND_HOST_TAGGING_HTTP=127.0.0.1:$port
 url=tcp://127.0.0.1:$nng_port
 
 echo "compose-test: bringing the stack up (project $project)"
