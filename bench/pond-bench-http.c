@@ -31,26 +31,24 @@ typedef struct request {
 } request;
 
 typedef struct client {
-	unsigned index;
-	request *reqs;
-	size_t nreqs;
-	double *latency;
-	size_t events, accepted, non_200, errors, reconnects;
+	bench_work w; /* requests: whole POSTs */
+	size_t accepted, non_200, errors, reconnects;
 } client;
 
 static long long opt_clients = 4, opt_events = 50000, opt_per = 100;
 static long long opt_customers = 100000, opt_port = 8400;
 static const char *opt_token = NULL, *opt_run = "http";
 
-/* build_request returns the whole POST of events [first, first + n). */
-static request
-build_request(unsigned c, uint64_t first, size_t n, int64_t now)
+/* build_request makes the whole POST of events [first, first + n) (a
+ * bench_build_fn). */
+static void
+build_request(void *req, unsigned c, uint64_t first, size_t n, int64_t now)
 {
+	request *r = req;
 	json_t *list = json_array();
 	json_t *root = json_pack("{s:o}", "events", list);
 	bench_event e;
 	char *body, head[512];
-	request r;
 
 	for (size_t i = 0; i < n; i++) {
 		bench_event_fill(&e, opt_run, c, first + i,
@@ -68,14 +66,19 @@ build_request(unsigned c, uint64_t first, size_t n, int64_t now)
 	                  "Content-Type: application/json\r\n"
 	                  "Content-Length: %zu\r\n\r\n",
 	                  opt_token, strlen(body));
-	r.len = (size_t)hl + strlen(body);
-	if ((r.data = malloc(r.len + 1)) == NULL) {
+	r->len = (size_t)hl + strlen(body);
+	if ((r->data = malloc(r->len + 1)) == NULL) {
 		bench_die("out of memory");
 	}
-	memcpy(r.data, head, (size_t)hl);
-	memcpy(r.data + hl, body, strlen(body) + 1);
+	memcpy(r->data, head, (size_t)hl);
+	memcpy(r->data + hl, body, strlen(body) + 1);
 	free(body);
-	return (r);
+}
+
+static void
+free_request(void *req)
+{
+	free(((request *)req)->data);
 }
 
 static int
@@ -172,13 +175,13 @@ client_main(void *arg)
 	client *cl = arg;
 	size_t cap = 1 << 16;
 	char *rb = malloc(cap);
+	const request *reqs = cl->w.reqs;
 	int fd = connect_local();
 
 	bench_clients_ready();
-	for (size_t i = 0; i < cl->nreqs && rb != NULL; i++) {
+	for (size_t i = 0; i < cl->w.nreqs && rb != NULL; i++) {
 		double t0 = bench_clock();
-		if (fd < 0 ||
-		    write_all(fd, cl->reqs[i].data, cl->reqs[i].len) != 0 ||
+		if (fd < 0 || write_all(fd, reqs[i].data, reqs[i].len) != 0 ||
 		    read_answer(cl, fd, &rb, &cap) != 0) {
 			/* The server closed a kept-alive connection: count
 			 * it, and send the request again on a new one. */
@@ -194,7 +197,7 @@ client_main(void *arg)
 			i--;
 			continue;
 		}
-		cl->latency[i] = bench_clock() - t0;
+		cl->w.latency[i] = bench_clock() - t0;
 	}
 	if (fd >= 0) {
 		close(fd);
@@ -204,54 +207,21 @@ client_main(void *arg)
 }
 
 static void
-prepare(client *cl, size_t events)
-{
-	int64_t now = (int64_t)time(NULL);
-
-	cl->nreqs = (events + (size_t)opt_per - 1) / (size_t)opt_per;
-	cl->reqs = calloc(cl->nreqs, sizeof(*cl->reqs));
-	cl->latency = calloc(cl->nreqs, sizeof(*cl->latency));
-	if (cl->reqs == NULL || cl->latency == NULL) {
-		bench_die("out of memory");
-	}
-	for (size_t i = 0; i < cl->nreqs; i++) {
-		size_t first = i * (size_t)opt_per;
-		size_t n = events - first < (size_t)opt_per ? events - first
-		                                            : (size_t)opt_per;
-		cl->reqs[i] = build_request(cl->index, first, n, now);
-	}
-	cl->events = events;
-}
-
-static void
 report(client *cls, unsigned n, double secs)
 {
-	size_t ev = 0, acc = 0, bad = 0, err = 0, rec = 0, nlat = 0, k = 0;
-	double *lat;
+	size_t ev = 0, acc = 0, bad = 0, err = 0, rec = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		ev += cls[i].events;
+		ev += cls[i].w.events;
 		acc += cls[i].accepted;
 		bad += cls[i].non_200;
 		err += cls[i].errors;
 		rec += cls[i].reconnects;
-		nlat += cls[i].nreqs;
-	}
-	if ((lat = calloc(nlat + 1, sizeof(*lat))) == NULL) {
-		bench_die("out of memory");
-	}
-	for (unsigned i = 0; i < n; i++) {
-		memcpy(lat + k, cls[i].latency, cls[i].nreqs * sizeof(*lat));
-		k += cls[i].nreqs;
 	}
 	printf("events=%zu seconds=%.3f rate=%.0f accepted=%zu non_200=%zu "
 	       "errors=%zu reconnects=%zu ",
 	       ev, secs, (double)acc / secs, acc, bad, err, rec);
-	printf("p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-	       bench_percentile(lat, nlat, 0.5) * 1e3,
-	       bench_percentile(lat, nlat, 0.99) * 1e3,
-	       bench_percentile(lat, nlat, 1.0) * 1e3);
-	free(lat);
+	bench_print_latencies(cls, n, sizeof(cls[0]));
 }
 
 int
@@ -282,18 +252,9 @@ main(int argc, char **argv)
 		          BENCH_MAX_CLIENTS);
 	}
 	n = (unsigned)opt_clients;
-	for (unsigned i = 0; i < n; i++) {
-		cls[i] = (client){.index = i};
-		prepare(&cls[i], (size_t)opt_events / n +
-		                         (i < (size_t)opt_events % n ? 1 : 0));
-	}
+	bench_prepare(cls, n, sizeof(cls[0]), (size_t)opt_events,
+	              (size_t)opt_per, sizeof(request), build_request);
 	report(cls, n, bench_clients(n, client_main, cls, sizeof(cls[0])));
-	for (unsigned i = 0; i < n; i++) {
-		for (size_t k = 0; k < cls[i].nreqs; k++) {
-			free(cls[i].reqs[k].data);
-		}
-		free(cls[i].reqs);
-		free(cls[i].latency);
-	}
+	bench_release(cls, n, sizeof(cls[0]), free_request);
 	return (0);
 }

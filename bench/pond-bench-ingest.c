@@ -27,11 +27,7 @@ typedef struct packed {
 } packed;
 
 typedef struct client {
-	unsigned index;
-	const char *url;
-	packed *batches;
-	size_t nbatches;
-	double *latency; /* seconds per batch */
+	bench_work w; /* requests: packed IngestBatches */
 	size_t accepted, duplicate, rejected, errors;
 } client;
 
@@ -42,14 +38,14 @@ static const char *opt_token = NULL;
 static const char *opt_run = "run";
 
 /* pack_batch packs events [first, first + n) of client c into one
- * IngestBatch. */
-static packed
-pack_batch(unsigned c, uint64_t first, size_t n, int64_t now)
+ * IngestBatch (a bench_build_fn). */
+static void
+pack_batch(void *req, unsigned c, uint64_t first, size_t n, int64_t now)
 {
+	packed *p = req;
 	bench_event *evs = calloc(n, sizeof(*evs));
 	Pond__Event **ptrs = calloc(n, sizeof(*ptrs));
 	Pond__IngestBatch b = POND__INGEST_BATCH__INIT;
-	packed p;
 
 	if (evs == NULL || ptrs == NULL) {
 		bench_die("out of memory");
@@ -62,34 +58,19 @@ pack_batch(unsigned c, uint64_t first, size_t n, int64_t now)
 	b.token = (char *)opt_token;
 	b.n_events = n;
 	b.events = ptrs;
-	p.len = pond__ingest_batch__get_packed_size(&b);
-	if ((p.data = malloc(p.len)) == NULL) {
+	p->len = pond__ingest_batch__get_packed_size(&b);
+	if ((p->data = malloc(p->len)) == NULL) {
 		bench_die("out of memory");
 	}
-	pond__ingest_batch__pack(&b, p.data);
+	pond__ingest_batch__pack(&b, p->data);
 	free(evs);
 	free(ptrs);
-	return (p);
 }
 
 static void
-prepare(client *cl, size_t events)
+free_batch(void *req)
 {
-	int64_t now = (int64_t)time(NULL);
-
-	cl->nbatches = (events + (size_t)opt_batch - 1) / (size_t)opt_batch;
-	cl->batches = calloc(cl->nbatches, sizeof(*cl->batches));
-	cl->latency = calloc(cl->nbatches, sizeof(*cl->latency));
-	if (cl->batches == NULL || cl->latency == NULL) {
-		bench_die("out of memory");
-	}
-	for (size_t i = 0; i < cl->nbatches; i++) {
-		size_t first = i * (size_t)opt_batch;
-		size_t n = events - first < (size_t)opt_batch
-		                   ? events - first
-		                   : (size_t)opt_batch;
-		cl->batches[i] = pack_batch(cl->index, first, n, now);
-	}
+	free(((packed *)req)->data);
 }
 
 /* tally counts the results of one ack. */
@@ -139,25 +120,26 @@ client_main(void *arg)
 {
 	client *cl = arg;
 	nng_socket sock = NNG_SOCKET_INITIALIZER;
-	int rv = dial(&sock, cl->url);
+	const packed *batches = cl->w.reqs;
+	int rv = dial(&sock, opt_url);
 
 	bench_clients_ready();
-	for (size_t i = 0; rv == 0 && i < cl->nbatches; i++) {
+	for (size_t i = 0; rv == 0 && i < cl->w.nreqs; i++) {
 		void *reply = NULL;
 		size_t rlen = 0;
 		double t0 = bench_clock();
 		Pond__IngestAck *ack;
 
-		if ((rv = nng_send(sock, cl->batches[i].data,
-		                   cl->batches[i].len, 0)) != 0 ||
+		if ((rv = nng_send(sock, batches[i].data, batches[i].len,
+		                   0)) != 0 ||
 		    (rv = nng_recv(sock, &reply, &rlen, NNG_FLAG_ALLOC)) !=
 		            0) {
-			fprintf(stderr, "client %u: %s\n", cl->index,
+			fprintf(stderr, "client %u: %s\n", cl->w.index,
 			        nng_strerror(rv));
 			cl->errors++;
 			break;
 		}
-		cl->latency[i] = bench_clock() - t0;
+		cl->w.latency[i] = bench_clock() - t0;
 		if ((ack = pond__ingest_ack__unpack(NULL, rlen, reply)) ==
 		    NULL) {
 			cl->errors++;
@@ -174,32 +156,18 @@ client_main(void *arg)
 static void
 report(client *cls, unsigned n, double secs)
 {
-	size_t acc = 0, dup = 0, rej = 0, err = 0, nlat = 0, k = 0;
-	double *lat;
+	size_t acc = 0, dup = 0, rej = 0, err = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		acc += cls[i].accepted;
 		dup += cls[i].duplicate;
 		rej += cls[i].rejected;
 		err += cls[i].errors;
-		nlat += cls[i].nbatches;
-	}
-	if ((lat = calloc(nlat + 1, sizeof(*lat))) == NULL) {
-		bench_die("out of memory");
-	}
-	for (unsigned i = 0; i < n; i++) {
-		memcpy(lat + k, cls[i].latency,
-		       cls[i].nbatches * sizeof(*lat));
-		k += cls[i].nbatches;
 	}
 	printf("events=%zu seconds=%.3f rate=%.0f accepted=%zu duplicate=%zu "
 	       "rejected=%zu errors=%zu ",
 	       acc + dup + rej, secs, (double)acc / secs, acc, dup, rej, err);
-	printf("p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-	       bench_percentile(lat, nlat, 0.5) * 1e3,
-	       bench_percentile(lat, nlat, 0.99) * 1e3,
-	       bench_percentile(lat, nlat, 1.0) * 1e3);
-	free(lat);
+	bench_print_latencies(cls, n, sizeof(cls[0]));
 }
 
 int
@@ -231,19 +199,9 @@ main(int argc, char **argv)
 		        BENCH_MAX_CLIENTS);
 	}
 	n = (unsigned)opt_clients;
-	for (unsigned i = 0; i < n; i++) {
-		size_t share = (size_t)opt_events / n +
-		               (i < (size_t)opt_events % n ? 1 : 0);
-		cls[i] = (client){.index = i, .url = opt_url};
-		prepare(&cls[i], share);
-	}
+	bench_prepare(cls, n, sizeof(cls[0]), (size_t)opt_events,
+	              (size_t)opt_batch, sizeof(packed), pack_batch);
 	report(cls, n, bench_clients(n, client_main, cls, sizeof(cls[0])));
-	for (unsigned i = 0; i < n; i++) {
-		for (size_t k = 0; k < cls[i].nbatches; k++) {
-			free(cls[i].batches[k].data);
-		}
-		free(cls[i].batches);
-		free(cls[i].latency);
-	}
+	bench_release(cls, n, sizeof(cls[0]), free_batch);
 	return (0);
 }

@@ -35,11 +35,8 @@ typedef struct request {
 } request;
 
 typedef struct client {
-	unsigned index;
-	request *reqs;
-	size_t nreqs;
-	double *latency;
-	size_t events, errors;
+	bench_work w; /* requests: struct request */
+	size_t errors;
 } client;
 
 static long long opt_clients = 4, opt_events = 100000, opt_batch = 500;
@@ -78,8 +75,8 @@ copy_row(pond_copybuf *b, bench_event *e, int64_t seq, pond_time received)
 	pond_copy_bytes(b, payload, plen);
 }
 
-static request
-copy_request(unsigned c, uint64_t first, size_t n, int64_t now)
+static void
+copy_request(void *req, unsigned c, uint64_t first, size_t n, int64_t now)
 {
 	pond_copybuf *b = calloc(1, sizeof(*b));
 	bench_event e;
@@ -102,7 +99,7 @@ copy_request(unsigned c, uint64_t first, size_t n, int64_t now)
 	if (b->failed) {
 		bench_die("out of memory");
 	}
-	return ((request){.copy = b});
+	*(request *)req = (request){.copy = b};
 }
 
 static int
@@ -122,14 +119,14 @@ copy_send(PGconn *conn, const request *r)
 /* --- PgQ -------------------------------------------------------------------
  */
 
-static request
-pgq_request(unsigned c, uint64_t first, size_t n, int64_t now)
+static void
+pgq_request(void *req, unsigned c, uint64_t first, size_t n, int64_t now)
 {
 	const char **types = calloc(n, sizeof(char *));
 	const char **datas = calloc(n, sizeof(char *));
 	const char **custs = calloc(n, sizeof(char *));
 	bench_event *evs = calloc(n, sizeof(*evs));
-	request r = {0};
+	request *r = req;
 
 	if (types == NULL || datas == NULL || custs == NULL || evs == NULL) {
 		bench_die("out of memory");
@@ -147,10 +144,10 @@ pgq_request(unsigned c, uint64_t first, size_t n, int64_t now)
 		types[i] = evs[i].type;
 		custs[i] = evs[i].ev.customer_key;
 	}
-	r.a = pond_pq_text_array(types, n);
-	r.b = pond_pq_text_array(datas, n);
-	r.c = pond_pq_text_array(custs, n);
-	if (r.a == NULL || r.b == NULL || r.c == NULL) {
+	r->a = pond_pq_text_array(types, n);
+	r->b = pond_pq_text_array(datas, n);
+	r->c = pond_pq_text_array(custs, n);
+	if (r->a == NULL || r->b == NULL || r->c == NULL) {
 		bench_die("out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -160,7 +157,20 @@ pgq_request(unsigned c, uint64_t first, size_t n, int64_t now)
 	free(datas);
 	free(custs);
 	free(evs);
-	return (r);
+}
+
+static void
+free_request(void *req)
+{
+	request *r = req;
+
+	if (r->copy != NULL) {
+		pond_copy_free(r->copy);
+		free(r->copy);
+	}
+	free(r->a);
+	free(r->b);
+	free(r->c);
 }
 
 static int
@@ -191,29 +201,6 @@ is_copy(void)
 	return (strcmp(opt_mode, "copy") == 0);
 }
 
-static void
-prepare(client *cl, size_t events)
-{
-	int64_t now = (int64_t)time(NULL);
-
-	cl->nreqs = (events + (size_t)opt_batch - 1) / (size_t)opt_batch;
-	cl->reqs = calloc(cl->nreqs, sizeof(*cl->reqs));
-	cl->latency = calloc(cl->nreqs, sizeof(*cl->latency));
-	if (cl->reqs == NULL || cl->latency == NULL) {
-		bench_die("out of memory");
-	}
-	for (size_t i = 0; i < cl->nreqs; i++) {
-		size_t first = i * (size_t)opt_batch;
-		size_t n = events - first < (size_t)opt_batch
-		                   ? events - first
-		                   : (size_t)opt_batch;
-		cl->reqs[i] = is_copy()
-		                      ? copy_request(cl->index, first, n, now)
-		                      : pgq_request(cl->index, first, n, now);
-	}
-	cl->events = events;
-}
-
 static void *
 client_main(void *arg)
 {
@@ -225,12 +212,14 @@ client_main(void *arg)
 		fprintf(stderr, "connect: %s", PQerrorMessage(conn));
 		cl->errors++;
 	}
+	const request *reqs = cl->w.reqs;
+
 	bench_clients_ready();
-	for (size_t i = 0; ok && i < cl->nreqs; i++) {
+	for (size_t i = 0; ok && i < cl->w.nreqs; i++) {
 		double t0 = bench_clock();
-		int rv = is_copy() ? copy_send(conn, &cl->reqs[i])
-		                   : pgq_send(conn, &cl->reqs[i]);
-		cl->latency[i] = bench_clock() - t0;
+		int rv = is_copy() ? copy_send(conn, &reqs[i])
+		                   : pgq_send(conn, &reqs[i]);
+		cl->w.latency[i] = bench_clock() - t0;
 		if (rv != 0) {
 			cl->errors++;
 			ok = false;
@@ -243,28 +232,15 @@ client_main(void *arg)
 static void
 report(client *cls, unsigned n, double secs)
 {
-	size_t events = 0, errors = 0, nlat = 0, k = 0;
-	double *lat;
+	size_t events = 0, errors = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		events += cls[i].events;
+		events += cls[i].w.events;
 		errors += cls[i].errors;
-		nlat += cls[i].nreqs;
 	}
-	if ((lat = calloc(nlat + 1, sizeof(*lat))) == NULL) {
-		bench_die("out of memory");
-	}
-	for (unsigned i = 0; i < n; i++) {
-		memcpy(lat + k, cls[i].latency, cls[i].nreqs * sizeof(*lat));
-		k += cls[i].nreqs;
-	}
-	printf("events=%zu seconds=%.3f rate=%.0f errors=%zu p50_ms=%.1f "
-	       "p99_ms=%.1f max_ms=%.1f\n",
-	       events, secs, (double)events / secs, errors,
-	       bench_percentile(lat, nlat, 0.5) * 1e3,
-	       bench_percentile(lat, nlat, 0.99) * 1e3,
-	       bench_percentile(lat, nlat, 1.0) * 1e3);
-	free(lat);
+	printf("events=%zu seconds=%.3f rate=%.0f errors=%zu ", events, secs,
+	       (double)events / secs, errors);
+	bench_print_latencies(cls, n, sizeof(cls[0]));
 }
 
 int
@@ -301,24 +277,10 @@ main(int argc, char **argv)
 		          BENCH_MAX_CLIENTS);
 	}
 	n = (unsigned)opt_clients;
-	for (unsigned i = 0; i < n; i++) {
-		cls[i] = (client){.index = i};
-		prepare(&cls[i], (size_t)opt_events / n +
-		                         (i < (size_t)opt_events % n ? 1 : 0));
-	}
+	bench_prepare(cls, n, sizeof(cls[0]), (size_t)opt_events,
+	              (size_t)opt_batch, sizeof(request),
+	              is_copy() ? copy_request : pgq_request);
 	report(cls, n, bench_clients(n, client_main, cls, sizeof(cls[0])));
-	for (unsigned i = 0; i < n; i++) {
-		for (size_t k = 0; k < cls[i].nreqs; k++) {
-			if (cls[i].reqs[k].copy != NULL) {
-				pond_copy_free(cls[i].reqs[k].copy);
-				free(cls[i].reqs[k].copy);
-			}
-			free(cls[i].reqs[k].a);
-			free(cls[i].reqs[k].b);
-			free(cls[i].reqs[k].c);
-		}
-		free(cls[i].reqs);
-		free(cls[i].latency);
-	}
+	bench_release(cls, n, sizeof(cls[0]), free_request);
 	return (0);
 }

@@ -272,3 +272,78 @@ bench_percentile(double *v, size_t n, double p)
 	i = (size_t)(p * (double)(n - 1) + 0.5);
 	return (v[i < n ? i : n - 1]);
 }
+
+static bench_work *
+work_at(void *clients, size_t stride, unsigned i)
+{
+	return ((bench_work *)((char *)clients + (size_t)i * stride));
+}
+
+void
+bench_prepare(void *clients, unsigned n, size_t stride, size_t total,
+              size_t per, size_t reqsize, bench_build_fn build)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	for (unsigned c = 0; c < n; c++) {
+		bench_work *w = work_at(clients, stride, c);
+		size_t events = total / n + (c < total % n ? 1 : 0);
+
+		memset(w, 0, stride);
+		w->index = c;
+		w->events = events;
+		w->nreqs = (events + per - 1) / per;
+		w->reqsize = reqsize;
+		w->reqs = calloc(w->nreqs + 1, reqsize);
+		w->latency = calloc(w->nreqs + 1, sizeof(*w->latency));
+		if (w->reqs == NULL || w->latency == NULL) {
+			bench_die("out of memory");
+		}
+		for (size_t i = 0; i < w->nreqs; i++) {
+			size_t first = i * per;
+			size_t k = events - first < per ? events - first : per;
+			build((char *)w->reqs + i * reqsize, c, first, k, now);
+		}
+	}
+}
+
+void
+bench_release(void *clients, unsigned n, size_t stride,
+              void (*release)(void *req))
+{
+	for (unsigned c = 0; c < n; c++) {
+		bench_work *w = work_at(clients, stride, c);
+
+		for (size_t i = 0; release != NULL && i < w->nreqs; i++) {
+			release((char *)w->reqs + i * w->reqsize);
+		}
+		free(w->reqs);
+		free(w->latency);
+		w->reqs = NULL;
+		w->latency = NULL;
+	}
+}
+
+void
+bench_print_latencies(void *clients, unsigned n, size_t stride)
+{
+	size_t nlat = 0, k = 0;
+	double *lat;
+
+	for (unsigned c = 0; c < n; c++) {
+		nlat += work_at(clients, stride, c)->nreqs;
+	}
+	if ((lat = calloc(nlat + 1, sizeof(*lat))) == NULL) {
+		bench_die("out of memory");
+	}
+	for (unsigned c = 0; c < n; c++) {
+		const bench_work *w = work_at(clients, stride, c);
+		memcpy(lat + k, w->latency, w->nreqs * sizeof(*lat));
+		k += w->nreqs;
+	}
+	printf("p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
+	       bench_percentile(lat, nlat, 0.5) * 1e3,
+	       bench_percentile(lat, nlat, 0.99) * 1e3,
+	       bench_percentile(lat, nlat, 1.0) * 1e3);
+	free(lat);
+}

@@ -83,6 +83,39 @@ double bench_clients(unsigned n, void *(*fn)(void *), void *arg, size_t size);
 /* bench_clients_ready is called by each client once it is set up. */
 void bench_clients_ready(void);
 
+/* bench_work is one client's prepared work: nreqs requests (of whatever
+ * type the program sends, reqsize bytes each) made before the clock starts,
+ * and a latency slot per request. Each program's client struct has a
+ * bench_work as its FIRST member, so that an array of them can be handed
+ * to the functions below with its element size as stride. */
+typedef struct bench_work {
+	unsigned index; /* the client's number */
+	size_t events;  /* events in all of its requests */
+	void *reqs;     /* nreqs requests of reqsize bytes */
+	size_t nreqs, reqsize;
+	double *latency; /* seconds per request */
+} bench_work;
+
+/* bench_build_fn fills req with events [first, first + n) of client. */
+typedef void (*bench_build_fn)(void *req, unsigned client, uint64_t first,
+                               size_t n, int64_t now_sec);
+
+/* bench_prepare shares total events among the n clients (the first
+ * total % n take one more) and builds each client's share as requests of at
+ * most per events. clients is an array of n structs of stride bytes, each
+ * starting with a bench_work; the rest of each struct is zeroed. */
+void bench_prepare(void *clients, unsigned n, size_t stride, size_t total,
+                   size_t per, size_t reqsize, bench_build_fn build);
+
+/* bench_release calls release (may be NULL) on every request, then frees
+ * what bench_prepare allocated. */
+void bench_release(void *clients, unsigned n, size_t stride,
+                   void (*release)(void *req));
+
+/* bench_print_latencies prints "p50_ms= p99_ms= max_ms=" over the requests
+ * of all n clients, and ends the line. */
+void bench_print_latencies(void *clients, unsigned n, size_t stride);
+
 /* bench_percentile returns the p-th percentile (0..1) of v[0..n), sorting
  * v in place; 0 when n is 0. */
 double bench_percentile(double *v, size_t n, double p);
