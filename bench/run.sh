@@ -45,12 +45,13 @@ root=$(cd "$(dirname "$0")/.." && pwd -P)
 bin=$(cd "$1/bin" && pwd -P)
 mode=${BENCH:-quick}
 case $mode in
-quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 ;;
-full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 ;;
-smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 ;;
+quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 e2e_s=20 ;;
+full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 e2e_s=120 ;;
+smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 e2e_s=2 ;;
 *) die "BENCH must be quick, full or smoke, not '$mode'" ;;
 esac
 clients=${POND_BENCH_CLIENTS:-4}
+e2e_rate=5000
 out=${POND_BENCH_OUT:-$root/BENCHMARKS.md}
 [ "$mode" != smoke ] || out=${POND_BENCH_OUT:-$root/build/bench-artifacts/BENCHMARKS.md}
 psql=/usr/lib/postgresql/15/bin/psql
@@ -70,6 +71,7 @@ rm -rf "$artifacts"
 mkdir -p "$artifacts"
 ingest_pid=
 consumer_pid=
+service_pids=
 
 # stop_proc PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL.
 stop_proc() {
@@ -88,6 +90,7 @@ stop_proc() {
 teardown() {
 	trap - EXIT INT TERM HUP
 	[ -z "$consumer_pid" ] || stop_proc "$consumer_pid"
+	for pid in $service_pids; do stop_proc "$pid"; done
 	[ -z "$ingest_pid" ] || stop_proc "$ingest_pid"
 	if [ -f "$pgdir/log" ]; then
 		cat "$pgdir/log" >"$artifacts/postgres.log" 2>/dev/null || true
@@ -130,6 +133,14 @@ median() {
 # calc EXPR prints an awk expression's value.
 calc() {
 	awk "BEGIN { printf \"%s\", $1 }"
+}
+
+# fmt EXPR prints a number rounded, with thousands separated by commas.
+fmt() {
+	calc "$1" | awk '{ s = sprintf("%.0f", $1); o = "";
+		while (length(s) > 3) { o = "," substr(s, length(s) - 2) o;
+			s = substr(s, 1, length(s) - 3) }
+		print s o }'
 }
 
 # check_ingest LINE EXPECTED fails the run unless every event was accepted.
@@ -216,10 +227,14 @@ done
 
 # --- catch-up ----------------------------------------------------------------
 
-lag_sql="SELECT coalesce(sum(h.head - coalesce(c.seq, 0)), 0)
+# lag_of CONSUMER STREAM: the SQL for the records CONSUMER has not applied.
+lag_of() {
+	echo "SELECT coalesce(sum(h.head - coalesce(c.seq, 0)), 0)
 	FROM stream_heads h LEFT JOIN consumer_cursors c
-	ON c.consumer = 'bench' AND c.stream = h.stream
-	AND c.partition = h.partition WHERE h.stream = 'events'"
+	ON c.consumer = '$1' AND c.stream = h.stream
+	AND c.partition = h.partition WHERE h.stream = '$2'"
+}
+lag_sql=$(lag_of bench events)
 
 start_consumer() {
 	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 \
@@ -228,13 +243,13 @@ start_consumer() {
 	consumer_pid=$!
 }
 
-# wait_caught_up FILE: samples "time lag" into FILE every 0.1 s until the
-# lag is 0 (at most 15 minutes).
+# wait_caught_up FILE [LAG_SQL]: samples "time lag" into FILE every 0.1 s
+# until the lag is 0 (at most 15 minutes).
 wait_caught_up() {
 	: >"$1"
 	deadline=$(($(date +%s) + 900))
 	while :; do
-		lag=$(sql "$lag_sql")
+		lag=$(sql "${2:-$lag_sql}")
 		echo "$(date +%s.%N) $lag" >>"$1"
 		[ "$lag" -gt 0 ] || break
 		[ "$(date +%s)" -lt "$deadline" ] ||
@@ -342,6 +357,47 @@ http_cpu=$(calc "$http_ticks / $hz / $http_n * 1e6")
 rss_all=$(hwm_mib "$ingest_pid")
 say "HTTP: $http_rate events/s"
 
+# --- end to end ----------------------------------------------------------------
+
+# start_service NAME VAR=VALUE...: bin/pond-NAME on loopback, logging into
+# the artifacts; waits until it has started.
+start_service() {
+	name=$1
+	shift
+	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 "$@" "$bin/pond-$name" \
+		>"$artifacts/$name.log" 2>&1 &
+	service_pids="$service_pids $!"
+	last_pid=$!
+	wait_started "$artifacts/$name.log" "pond-$name"
+}
+
+# Tagging starts now, behind every event stored so far: how fast it catches
+# up is its throughput, its CPU over that is its cost per event.
+events_so_far=$(sql "SELECT sum(head) FROM stream_heads WHERE stream = 'events'")
+say "tagging: catching up on $events_so_far events"
+free_port
+tags_pub=tcp://127.0.0.1:$port
+t0=$(date +%s.%N)
+start_service tagging POND_EVENTS_SUB_URLS="$pub_url" \
+	POND_TAG_CHANGES_PUB_URL="$tags_pub"
+tagging_pid=$last_pid
+wait_caught_up "$tmp/tagging_lag" "$(lag_of tagging events)"
+tagging_secs=$(calc "$(date +%s.%N) - $t0")
+tagging_rate=$(calc "$events_so_far / $tagging_secs")
+tagging_cpu=$(calc "$(cpu_ticks "$tagging_pid") / $hz / $events_so_far * 1e6")
+say "tagging: $(fmt "$tagging_rate") events/s"
+
+say "end to end: $e2e_rate events/s for $e2e_s s, ack -> tag change"
+el=$("$bin/pond-bench-e2e" --url "$nng_url" --rate "$e2e_rate" \
+	--seconds "$e2e_s" --tags-sub "$tags_pub" --run e2e)
+e2e_n=$((e2e_rate * e2e_s))
+if [ "$(field acked "$el")" != "$e2e_n" ] ||
+	[ "$(field tag_changes "$el")" != "$e2e_n" ]; then
+	die "end to end: not every event was acked and tagged: $el"
+fi
+rss_tagging=$(hwm_mib "$tagging_pid")
+say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms"
+
 # --- BENCHMARKS.md -------------------------------------------------------------
 
 # verdict OK: "yes" or "**no**".
@@ -351,20 +407,13 @@ verdict() {
 ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
 ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
 ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
-ok_rss=$(calc "($rss_all <= 64) ? 1 : 0")
+ok_rss=$(calc "($rss_all <= 64 && $rss_tagging <= 64) ? 1 : 0")
+ok_e2e=$(calc "($(field tag_change_p99_ms "$el") <= 50) ? 1 : 0")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 command="make bench"
 [ "$mode" = quick ] || command="make bench BENCH=$mode"
-
-# fmt EXPR prints a number rounded, with thousands separated by commas.
-fmt() {
-	calc "$1" | awk '{ s = sprintf("%.0f", $1); o = "";
-		while (length(s) > 3) { o = "," substr(s, length(s) - 2) o;
-			s = substr(s, 1, length(s) - 3) }
-		print s o }'
-}
 
 cat >"$tmp/block" <<EOF
 <!-- bench:begin (written by bench/run.sh; edits here are lost) -->
@@ -379,9 +428,13 @@ database on the same machine.
 | 1 | ingest, NNG REQ/REP, $clients publishers × 500-event batches, acked after commit | **$(fmt "$ingest_rate") events/s** (rounds: $all_ingest; batch p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms) | COPY, same rows, same indexes, 500-row transactions: $(fmt "$copy_rate") events/s (rounds: $all_copy; p50/p99 $(echo "$copy_lat" | sed 's/ / \/ /') ms) | **$ratio** × COPY | ≥ 40,000/s and ≥ 0.6 × COPY | $(verdict "$ok_rate") / $(verdict "$ok_ratio") |
 | 1 | PgQ \`pgq.insert_event\`, 500 events a transaction | $(fmt "$pgq_rate") events/s (rounds: $all_pgq) | ingest: $(fmt "$ingest_rate") events/s | ingest = $(calc "$ingest_rate / $pgq_rate" | awk '{ printf "%.2f", $1 }') × PgQ | — | — |
 | 2 | ingest, HTTP \`POST /v1/events\`, $clients keep-alive connections × 100-event JSON bodies | **$(fmt "$http_rate") events/s** ($http_n events) | ingest over NNG: $(fmt "$ingest_rate") events/s | $(calc "$http_rate / $ingest_rate" | awk '{ printf "%.2f", $1 }') × NNG | — | — |
+| 3 | end to end at a steady $(fmt "$e2e_rate") events/s for $e2e_s s: event acked → tag change committed (each event a new customer's \`contact_added\`) | **p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms**, max $(field tag_change_max_ms "$el") ms ($(fmt "$(field tag_changes "$el")") events) | ingest's own batch round trip, NNG rounds: p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms | — | p99 ≤ 50 ms | $(verdict "$ok_e2e") |
 | 4 | catch-up: consumer stopped while $(fmt "$catchup_n") events arrive, then started | **$(fmt "$catchup_rate") records/s** applied (from the cursors, first move to caught up) | $(fmt "$catchup_wall") records/s counting start-up ($catchup_secs s in all) | — | ≥ 50,000/s | $(verdict "$ok_catchup") |
+| 4 | catch-up of pond-tagging, started behind every event of this run | **$(fmt "$tagging_rate") events/s** applied ($(fmt "$events_so_far") events: profiles, tags, tag changes) | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
 | 6 | peak RSS (VmHWM) of pond-ingest | **$rss_all MiB** after NNG and HTTP ($rss_nng MiB after the NNG rounds) | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
+| 6 | peak RSS (VmHWM) of pond-tagging | **$rss_tagging MiB** after its catch-up and the end-to-end run | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
 | 7 | CPU per 1M events, pond-ingest (user + system) | **$(calc "$ingest_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** over NNG; $(calc "$http_cpu" | awk '{ printf "%.1f", $1 }') CPU-s over HTTP | — | — | — | — |
+| 7 | CPU per 1M events, pond-tagging during its catch-up | **$(calc "$tagging_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (start-up included) | — | — | — | — |
 | 7 | CPU per 1M records, bench consumer during catch-up | **$(calc "$consumer_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (decode + one row per batch; start-up included) | — | — | — | — |
 
 Where ingest's batches spend their time inside PostgreSQL in the NNG rounds

@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* POND_BUS_QUEUE is the depth, in messages, of a PUB socket's queue per
+ * subscriber and of a SUB socket's receive queue (NNG allows 0..8192). */
+#define POND_BUS_QUEUE 2048
+
 #include "log.h"
 
 struct pond_bus {
@@ -331,9 +335,15 @@ pond_pub_listen(pond_pub **pubp, const char *url)
 		free(pub);
 		return (bus_nng_err(nrv, "pub_open", url));
 	}
-	/* PUB receives nothing; the limit still guards the socket. */
+	/* PUB receives nothing; the limit still guards the socket. The
+	 * queue per subscriber holds a few committed batches' announcements
+	 * (NNG's default is 16 messages, dropped oldest first), so that a
+	 * subscriber hears a whole batch instead of falling back to the
+	 * table for most of it. */
 	if ((nrv = nng_socket_set_size(pub->sock, NNG_OPT_RECVMAXSZ, 1024)) !=
 	            0 ||
+	    (nrv = nng_socket_set_int(pub->sock, NNG_OPT_SENDBUF,
+	                              POND_BUS_QUEUE)) != 0 ||
 	    (nrv = nng_listen(pub->sock, url, NULL, 0)) != 0) {
 		nng_close(pub->sock);
 		free(pub);
@@ -434,6 +444,8 @@ pond_sub_dial(pond_sub **subp, pond_bus *bus, const char *urls,
 	}
 	if ((nrv = nng_socket_set_size(sub->sock, NNG_OPT_RECVMAXSZ,
 	                               max_msg)) != 0 ||
+	    (nrv = nng_socket_set_int(sub->sock, NNG_OPT_RECVBUF,
+	                              POND_BUS_QUEUE)) != 0 ||
 	    (nrv = nng_socket_set(sub->sock, NNG_OPT_SUB_SUBSCRIBE, topic,
 	                          strlen(topic))) != 0 ||
 	    (nrv = nng_aio_alloc(&sub->aio, sub_aio_cb, sub)) != 0) {
