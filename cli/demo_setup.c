@@ -1,0 +1,330 @@
+/*
+ * demo_setup.c - what `pond demo` defines besides its events: tag rules on
+ * the tagging service (PUT /v1/tag-rules/TAG, API.md section 5) and a few
+ * campaigns on the scheduler (POST /v1/campaigns, section 3), both with an
+ * admin token, through the services' own HTTP APIs as an operator would.
+ *
+ * Both are safe to repeat: a PUT replaces a rule with the same one, and a
+ * campaign whose name the scheduler already lists is not created again.
+ * The HTTP client is the least that does: one request per connection
+ * ("Connection: close"), the answer read to the end, blocking with a
+ * timeout; the CLI has no loop to drive anything else meanwhile.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "demo.h"
+
+#define SETUP_TIMEOUT_S 10
+#define SETUP_MAX_REPLY (4u << 20)
+
+/* setup_connect connects to the host and port of base_url
+ * ("http://HOST:PORT"); returns the socket or -1 with a message. */
+static int
+setup_connect(const char *base_url)
+{
+	char host[256], port[8] = "80";
+	const char *p = base_url, *colon, *end;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *a;
+	struct timeval tv = {.tv_sec = SETUP_TIMEOUT_S};
+	int fd = -1;
+
+	if (strncmp(p, "http://", 7) == 0) {
+		p += 7;
+	}
+	end = p + strcspn(p, "/");
+	colon = memchr(p, ':', (size_t)(end - p));
+	if (colon != NULL) {
+		snprintf(port, sizeof(port), "%.*s", (int)(end - colon - 1),
+		         colon + 1);
+		end = colon;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(end - p), p);
+	if (getaddrinfo(host, port, &hints, &ai) != 0) {
+		fprintf(stderr, "pond: cannot resolve %s\n", base_url);
+		return (-1);
+	}
+	for (a = ai; a != NULL && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+		if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+		                           sizeof(tv)) != 0 ||
+		                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+		                           sizeof(tv)) != 0 ||
+		                connect(fd, a->ai_addr, a->ai_addrlen) != 0)) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(ai);
+	return (fd);
+}
+
+/* setup_http sends one request with a JSON body (or none) and reads the
+ * answer: *status and the body in *reply (the caller frees). Returns 0, or
+ * -1 when the service could not be reached or did not answer HTTP. */
+static int
+setup_http(const char *base_url, const char *method, const char *path,
+           const char *token, const char *body, int *status, char **reply)
+{
+	size_t blen = body != NULL ? strlen(body) : 0, len = 0, cap = 8192;
+	char *head = NULL, *buf = NULL, *sep;
+	int fd, n;
+	ssize_t r;
+
+	*reply = NULL;
+	if ((fd = setup_connect(base_url)) < 0) {
+		return (-1);
+	}
+	n = asprintf(&head,
+	             "%s %s HTTP/1.1\r\nHost: pond\r\nConnection: close\r\n"
+	             "Authorization: Bearer %s\r\nContent-Type: "
+	             "application/json\r\nContent-Length: %zu\r\n\r\n",
+	             method, path, token, blen);
+	if (n < 0 || write(fd, head, (size_t)n) != n ||
+	    (blen > 0 && write(fd, body, blen) != (ssize_t)blen) ||
+	    (buf = malloc(cap)) == NULL) {
+		goto fail;
+	}
+	while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)r;
+		if (len + 1 == cap) {
+			char *p = cap < SETUP_MAX_REPLY ? realloc(buf, cap * 2)
+			                                : NULL;
+			if (p == NULL) {
+				goto fail;
+			}
+			buf = p;
+			cap *= 2;
+		}
+	}
+	buf[len] = '\0';
+	if (r < 0 || sscanf(buf, "HTTP/1.%*d %d", status) != 1 ||
+	    (sep = strstr(buf, "\r\n\r\n")) == NULL) {
+		goto fail;
+	}
+	memmove(buf, sep + 4, len - (size_t)(sep + 4 - buf) + 1);
+	*reply = buf;
+	free(head);
+	close(fd);
+	return (0);
+fail:
+	free(head);
+	free(buf);
+	close(fd);
+	return (-1);
+}
+
+/* setup_call is setup_http that prints what went wrong when the answer is
+ * not 2xx; returns 0, 1 (answered, but no) or -1 (no answer). */
+static int
+setup_call(const char *base_url, const char *method, const char *path,
+           const char *token, const char *body, char **reply)
+{
+	char *text = NULL;
+	int status = 0;
+
+	if (setup_http(base_url, method, path, token, body, &status, &text) !=
+	    0) {
+		return (-1);
+	}
+	if (status / 100 != 2) {
+		fprintf(stderr, "pond: %s %s%s: HTTP %d: %.300s\n", method,
+		        base_url, path, status, text);
+		free(text);
+		return (1);
+	}
+	if (reply != NULL) {
+		*reply = text;
+	} else {
+		free(text);
+	}
+	return (0);
+}
+
+/* The demo's tag rules: conditions of API.md section 5 an operator of
+ * this brand would write. */
+static const struct {
+	const char *tag, *condition;
+} setup_rules[] = {
+        {"coupon_hunter",
+         "{\"all\": [{\"field\": \"rewards_fen\", \"op\": \">\", \"value\": "
+         "0}, {\"field\": \"orders\", \"op\": \"=\", \"value\": 0}, "
+         "{\"field\": \"days_since_added\", \"op\": \">=\", \"value\": 14}]}"},
+        {"high_value", "{\"field\": \"net_revenue_fen\", \"op\": \">=\", "
+                       "\"value\": 100000}"},
+        {"vip_candidate",
+         "{\"all\": [{\"field\": \"orders\", \"op\": \">=\", \"value\": 3}, "
+         "{\"field\": \"lifecycle\", \"op\": \"!=\", \"value\": "
+         "\"member\"}]}"},
+        {"dormant",
+         "{\"all\": [{\"field\": \"orders\", \"op\": \">=\", \"value\": 1}, "
+         "{\"field\": \"days_since_last_order\", \"op\": \">=\", \"value\": "
+         "60}]}"},
+        {"east_china",
+         "{\"field\": \"region\", \"op\": \"in\", \"value\": [\"Shanghai\", "
+         "\"Hangzhou\", \"Nanjing\", \"Suzhou\"]}"},
+        {"super_inviter",
+         "{\"field\": \"invitees\", \"op\": \">=\", \"value\": 3}"},
+        {"tea_lover", "{\"field\": \"attributes.interest\", \"op\": \"=\", "
+                      "\"value\": \"tea\"}"},
+};
+
+int
+demo_setup_rules(const char *base_url, const char *token)
+{
+	int failed = 0;
+
+	for (size_t i = 0; i < POND_CLI_NELEM(setup_rules); i++) {
+		char path[128], *body = NULL;
+		int rv;
+
+		snprintf(path, sizeof(path), "/v1/tag-rules/%s",
+		         setup_rules[i].tag);
+		if (asprintf(&body, "{\"condition\": %s}",
+		             setup_rules[i].condition) < 0) {
+			return (-1);
+		}
+		rv = setup_call(base_url, "PUT", path, token, body, NULL);
+		free(body);
+		if (rv < 0) {
+			return (-1);
+		}
+		failed += rv;
+	}
+	return (failed);
+}
+
+/* setup_listed reports whether the answer of GET /v1/campaigns (an array,
+ * or an object holding one) has a campaign called name. */
+static bool
+setup_listed(const json_t *answer, const char *name)
+{
+	const char *key;
+	json_t *list, *c;
+	size_t i;
+
+	if (json_is_object(answer)) {
+		json_object_foreach ((json_t *)answer, key, list) {
+			if (json_is_array(list) && setup_listed(list, name)) {
+				return (true);
+			}
+		}
+		return (false);
+	}
+	json_array_foreach (answer, i, c) {
+		const char *n = json_string_value(json_object_get(c, "name"));
+		if (n != NULL && strcmp(n, name) == 0) {
+			return (true);
+		}
+	}
+	return (false);
+}
+
+/* setup_campaigns returns the demo's campaigns (API.md section 3) as a
+ * JSON array; festival is the RFC 3339 time of the festival offer and
+ * festival_end the end of its window. */
+static json_t *
+setup_campaigns(const char *festival, const char *festival_end)
+{
+	return (json_pack(
+	        "[{s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:s}, s:i, s:i, s:i, "
+	        "s:{s:s, s:i}},"
+	        " {s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:i}, s:i, s:i, s:i},"
+	        " {s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:i}, s:i, s:i, s:i, "
+	        "s:{s:s, s:i}},"
+	        " {s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:i}, s:s, s:s, s:i, "
+	        "s:i, s:i, s:i},"
+	        " {s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:i}, s:i, s:i, "
+	        "s:{s:i, s:{s:s, s:i}}}]",
+	        /* A red packet to every new contact but the package card
+	         * ones, whose card already carried one. */
+	        "name", "welcome-red-packet", "channel", "wecom_message",
+	        "template", "welcome_red_packet", "trigger", "event",
+	        "contact_added", "audience", "field", "channel", "op", "!=",
+	        "value", "package_card", "delay_s", 300, "holdout_pct", 10,
+	        "cost_per_touch_fen", 0, "reward", "kind", "red_packet",
+	        "amount_fen", 300,
+	        /* The reminder when a category's repurchase cycle has run. */
+	        "name", "repurchase-reminder", "channel", "wecom_message",
+	        "template", "repurchase_reminder", "trigger", "tag_added",
+	        "repurchase_due", "audience", "field", "orders", "op", ">=",
+	        "value", 1, "delay_s", 3600, "holdout_pct", 10,
+	        "cost_per_touch_fen", 0,
+	        /* Win back who has not bought for 60 days: an SMS coupon. */
+	        "name", "dormant-win-back", "channel", "sms", "template",
+	        "win_back_coupon", "trigger", "tag_added", "dormant",
+	        "audience", "field", "orders", "op", ">=", "value", 1,
+	        "delay_s", 0, "holdout_pct", 20, "cost_per_touch_fen", 5,
+	        "reward", "kind", "coupon", "amount_fen", 1000,
+	        /* Limited time and quantity: 100 coupons to buyers. */
+	        "name", "festival-offer", "channel", "coupon", "template",
+	        "festival_offer", "trigger", "at", festival, "audience", "field",
+	        "orders", "op", ">=", "value", 1, "starts_at", festival,
+	        "ends_at", festival_end, "quota", 100, "delay_s", 0,
+	        "holdout_pct", 10, "cost_per_touch_fen", 10,
+	        /* Fission: invite 3 friends, get a gift. */
+	        "name", "invite-3-friends", "channel", "wecom_message",
+	        "template", "invite_3_friends", "trigger", "tag_added",
+	        "lifecycle:repurchase", "audience", "field", "orders", "op",
+	        ">=", "value", 2, "delay_s", 600, "cost_per_touch_fen", 0,
+	        "fission", "invitees_needed", 3, "reward", "kind", "gift",
+	        "amount_fen", 2000));
+}
+
+int
+demo_setup_campaigns(const char *base_url, const char *token,
+                     pond_time festival_at)
+{
+	char at[32], end[32], *text = NULL;
+	json_t *have, *list, *c;
+	size_t i;
+	int rv, failed = 0;
+
+	if ((rv = setup_call(base_url, "GET", "/v1/campaigns", token, NULL,
+	                     &text)) != 0) {
+		return (rv < 0 ? -1 : 1);
+	}
+	have = json_loads(text, 0, NULL);
+	free(text);
+	pond_time_format_rfc3339(festival_at, at, sizeof(at));
+	pond_time_format_rfc3339(festival_at + 3 * POND_USEC_PER_DAY, end,
+	                         sizeof(end));
+	if ((list = setup_campaigns(at, end)) == NULL) {
+		json_decref(have);
+		return (-1);
+	}
+	json_array_foreach (list, i, c) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		char *body;
+		if (setup_listed(have, name)) {
+			fprintf(stderr, "demo: campaign %s is already there\n",
+			        name);
+			continue;
+		}
+		if ((body = json_dumps(c, JSON_COMPACT)) == NULL) {
+			failed++;
+			continue;
+		}
+		rv = setup_call(base_url, "POST", "/v1/campaigns", token, body,
+		                NULL);
+		free(body);
+		if (rv < 0) {
+			failed = -1;
+			break;
+		}
+		failed += rv;
+		if (rv == 0) {
+			fprintf(stderr, "demo: campaign %s created\n", name);
+		}
+	}
+	json_decref(list);
+	json_decref(have);
+	return (failed);
+}

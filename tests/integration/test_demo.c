@@ -1,0 +1,337 @@
+/*
+ * test_demo.c - `pond demo` against a real pond-ingest and pond-tagging:
+ * the events it stores, read back from the events table.
+ *
+ * - the same seed stores the same events (ids, times, payload bytes,
+ *   counts by type, sums of money) for two publishers, and the same seed
+ *   sent again is all duplicates; another seed stores other events;
+ * - nothing is rejected, and every event is before the service clock and
+ *   inside the --days window;
+ * - the money adds up by the API's own rules, checked on the decoded
+ *   payloads: an order's amount is the sum of qty x price of its items, a
+ *   refund never exceeds its order, spend is per channel and day;
+ * - the tag rules reach the tagging service; the campaigns are skipped with
+ *   a message when no scheduler answers.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest_client.h"
+#include "pond/event.pb-c.h"
+
+#define ADMIN_TOKEN "api_demo_admin_0123456789"
+#define DEMO_DAYS   "30"
+
+typedef struct demo_world {
+	ic_service ingest;
+	uint16_t tagging_port;
+	char tagging_url[64], scheduler_url[64];
+	pond_test_proc *tagging;
+} demo_world;
+
+static void
+demo_start(demo_world *w)
+{
+	char e_dsn[600], e_port[32], e_sub[96], e_pub[96], e_clock[4200];
+
+	memset(w, 0, sizeof(*w));
+	ic_start(&w->ingest, "demo-ingest", NULL);
+	pond_test_sql_exec(w->ingest.dsn,
+	                   "INSERT INTO api_tokens (name, role, token_hash) "
+	                   "VALUES ('admin', 'admin', sha256(convert_to('" ADMIN_TOKEN
+	                   "', 'UTF8')))");
+	w->tagging_port = pond_test_free_port();
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w->ingest.dsn);
+	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", w->tagging_port);
+	snprintf(e_sub, sizeof(e_sub), "POND_EVENTS_SUB_URLS=%s",
+	         w->ingest.pub_url);
+	snprintf(e_pub, sizeof(e_pub), "POND_TAG_CHANGES_PUB_URL=tcp://127.0.0.1:%u",
+	         pond_test_free_port());
+	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
+	         w->ingest.clock);
+	const char *env[] = {e_dsn,   e_port, e_sub, e_pub, e_clock,
+	                     "POND_HTTP_ADDR=127.0.0.1", NULL};
+	w->tagging = pond_test_spawn("pond-tagging", env, "demo-tagging");
+	pond_test_wait_ready(w->tagging, w->tagging_port, "/healthz", 30000);
+	snprintf(w->tagging_url, sizeof(w->tagging_url),
+	         "http://127.0.0.1:%u", w->tagging_port);
+	/* A port nobody listens on: the scheduler is not there. */
+	snprintf(w->scheduler_url, sizeof(w->scheduler_url),
+	         "http://127.0.0.1:%u", pond_test_free_port());
+}
+
+static void
+demo_stop(demo_world *w)
+{
+	cr_assert_eq(pond_test_stop(w->tagging), 0, "pond-tagging exit");
+	cr_assert_eq(ic_stop(&w->ingest), 0, "pond-ingest exit");
+}
+
+/* demo_run runs `pond demo --seed SEED --customers small` as the
+ * publisher of token and returns its stdout (the caller frees). */
+static char *
+demo_run(const demo_world *w, const char *seed, const char *token)
+{
+	char e_dsn[600], e_clock[4200];
+	const char *argv[] = {"pond",
+	                      "demo",
+	                      "--seed",
+	                      seed,
+	                      "--customers",
+	                      "small",
+	                      "--days",
+	                      DEMO_DAYS,
+	                      "--url",
+	                      w->ingest.nng_url,
+	                      "--token",
+	                      token,
+	                      "--admin-token",
+	                      ADMIN_TOKEN,
+	                      "--tagging-url",
+	                      w->tagging_url,
+	                      "--scheduler-url",
+	                      w->scheduler_url,
+	                      NULL};
+	char *out = NULL;
+
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w->ingest.dsn);
+	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
+	         w->ingest.clock);
+	const char *env[] = {e_dsn, e_clock, "POND_TOKEN", "POND_INGEST_URL",
+	                     "POND_ADMIN_TOKEN", NULL};
+	int status = pond_test_run(argv, env, "demo-cli", &out);
+	cr_assert_eq(status, 0, "pond demo exit %d: %s", status, out);
+	return (out);
+}
+
+/* demo_sql_text runs sql with the publisher id put in for %lld. */
+static char *
+demo_sql_text(const demo_world *w, const char *fmt, long long publisher)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql), fmt, publisher);
+	return (pond_test_sql_text(w->ingest.dsn, sql));
+}
+
+/* The identity of a publisher's stored events: every id, type, key, time
+ * and payload byte, in event_id order. */
+#define FINGERPRINT_SQL                                                       \
+	"SELECT md5(string_agg(event_id || '|' || type || '|' || "            \
+	"customer_key || '|' || (extract(epoch FROM occurred_at) * 1e6)"      \
+	"::bigint || '|' || encode(payload, 'hex'), ',' ORDER BY "            \
+	"event_id)) FROM events WHERE publisher_id = %lld"
+#define BY_TYPE_SQL                                                           \
+	"SELECT string_agg(type || '=' || n, ',' ORDER BY type) FROM "        \
+	"(SELECT type, count(*) AS n FROM events WHERE publisher_id = %lld "  \
+	"GROUP BY type) t"
+
+/* demo_money sums the money of a publisher's events, decoded from the
+ * stored payloads, checking each order and refund on the way. */
+typedef struct demo_money {
+	long long orders, order_fen, refund_fen, spend_fen, reward_fen;
+} demo_money;
+
+static demo_money
+demo_money_of(const demo_world *w, long long publisher)
+{
+	demo_money m = {0};
+	char pub[32];
+	const char *params[] = {pub};
+	PGconn *conn = pond_test_pg_connect(w->ingest.dsn);
+	PGresult *res;
+
+	snprintf(pub, sizeof(pub), "%lld", publisher);
+	res = PQexecParams(conn,
+	                   "SELECT payload FROM events WHERE publisher_id = "
+	                   "$1 ORDER BY occurred_at, event_id",
+	                   1, NULL, params, NULL, NULL, 1);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s",
+	             PQerrorMessage(conn));
+	/* Per order_id: amount paid, amount refunded so far. The demo's
+	 * order ids are "<key>-o<k>", so a small open table does. */
+	json_t *orders = json_object();
+	for (int i = 0; i < PQntuples(res); i++) {
+		Pond__Event *ev = pond__event__unpack(
+		        NULL, (size_t)PQgetlength(res, i, 0),
+		        (const uint8_t *)PQgetvalue(res, i, 0));
+		cr_assert_not_null(ev, "payload %d does not decode", i);
+		if (ev->body_case == POND__EVENT__BODY_ORDER_PAID) {
+			const Pond__OrderPaid *o = ev->order_paid;
+			long long items = 0;
+			for (size_t k = 0; k < o->n_items; k++) {
+				items += (long long)o->items[k]->qty *
+				         o->items[k]->price_fen;
+			}
+			cr_assert_eq(items, o->amount_fen,
+			             "order %s: items %lld, amount %lld",
+			             o->order_id, items,
+			             (long long)o->amount_fen);
+			m.orders++;
+			m.order_fen += o->amount_fen;
+			json_object_set_new(orders, o->order_id,
+			                    json_pack("[I, I]", o->amount_fen,
+			                              (json_int_t)0));
+		} else if (ev->body_case == POND__EVENT__BODY_ORDER_REFUNDED) {
+			const Pond__OrderRefunded *r = ev->order_refunded;
+			json_t *o = json_object_get(orders, r->order_id);
+			cr_assert_not_null(o, "refund of unknown order %s",
+			                   r->order_id);
+			json_int_t paid = json_integer_value(json_array_get(o, 0));
+			json_int_t back = json_integer_value(json_array_get(o, 1)) +
+			                  r->amount_fen;
+			cr_assert(back <= paid, "order %s: refunded %lld of %lld",
+			          r->order_id, (long long)back, (long long)paid);
+			json_array_set_new(o, 1, json_integer(back));
+			m.refund_fen += r->amount_fen;
+		} else if (ev->body_case == POND__EVENT__BODY_CHANNEL_SPEND) {
+			m.spend_fen += ev->channel_spend->amount_fen;
+		} else if (ev->body_case == POND__EVENT__BODY_REWARD_PAID) {
+			m.reward_fen += ev->reward_paid->amount_fen;
+		}
+		pond__event__free_unpacked(ev, NULL);
+	}
+	json_decref(orders);
+	PQclear(res);
+	PQfinish(conn);
+	return (m);
+}
+
+/* demo_acked checks the summary line of pond demo. */
+static void
+demo_acked(const char *out, long long accepted, long long duplicate)
+{
+	char want[96];
+
+	snprintf(want, sizeof(want), "%lld accepted, %lld duplicate, 0 rejected\n",
+	         accepted, duplicate);
+	cr_assert_str_eq(out, want);
+}
+
+Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
+{
+	demo_world w;
+	long long pub2, pub3;
+	char *out, *fp1, *fp2, *fp3, *types1, *types2, *types3;
+	long long n1, n3;
+
+	demo_start(&w);
+	pub2 = ic_add_publisher(w.ingest.dsn, "acme2", "pub_demo_two_0123456789");
+	pub3 = ic_add_publisher(w.ingest.dsn, "acme3", "pub_demo_three_0123456789");
+
+	out = demo_run(&w, "7", w.ingest.token);
+	n1 = pond_test_sql_int(w.ingest.dsn, "SELECT count(*) FROM events");
+	/* small is 200 customers: each has its contact_added, and more. */
+	cr_assert_gt(n1, 200);
+	demo_acked(out, n1, 0);
+	free(out);
+
+	/* The same seed again, same publisher: every event a duplicate. */
+	out = demo_run(&w, "7", w.ingest.token);
+	demo_acked(out, 0, n1);
+	free(out);
+
+	/* The same seed from another publisher stores the same events. */
+	out = demo_run(&w, "7", "pub_demo_two_0123456789");
+	demo_acked(out, n1, 0);
+	free(out);
+	out = demo_run(&w, "8", "pub_demo_three_0123456789");
+	n3 = pond_test_sql_int(w.ingest.dsn, "SELECT count(*) FROM events") -
+	     2 * n1;
+	demo_acked(out, n3, 0);
+	free(out);
+
+	fp1 = demo_sql_text(&w, FINGERPRINT_SQL, w.ingest.publisher_id);
+	fp2 = demo_sql_text(&w, FINGERPRINT_SQL, pub2);
+	fp3 = demo_sql_text(&w, FINGERPRINT_SQL, pub3);
+	cr_assert_str_eq(fp1, fp2);
+	cr_assert_str_neq(fp1, fp3);
+	types1 = demo_sql_text(&w, BY_TYPE_SQL, w.ingest.publisher_id);
+	types2 = demo_sql_text(&w, BY_TYPE_SQL, pub2);
+	types3 = demo_sql_text(&w, BY_TYPE_SQL, pub3);
+	cr_assert_str_eq(types1, types2);
+	cr_assert_str_neq(types1, types3);
+	/* Every kind of event of the brand is there. */
+	static const char *const kinds[] = {
+	        "channel_spend=", "contact_added=200,", "contact_removed=",
+	        "interaction=",   "invite_shared=",     "member_joined=",
+	        "opt_out=",       "order_paid=",        "order_refunded=",
+	        "profile_updated=", "reward_paid="};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		cr_assert_not_null(strstr(types1, kinds[i]), "%s not in %s",
+		                   kinds[i], types1);
+	}
+	free(fp1), free(fp2), free(fp3);
+	free(types1), free(types2), free(types3);
+
+	demo_money m1 = demo_money_of(&w, w.ingest.publisher_id);
+	demo_money m2 = demo_money_of(&w, pub2);
+	demo_money m3 = demo_money_of(&w, pub3);
+	cr_assert(memcmp(&m1, &m2, sizeof(m1)) == 0,
+	          "same seed, other money: %lld/%lld orders", m1.order_fen,
+	          m2.order_fen);
+	cr_assert(m1.order_fen != m3.order_fen || m1.spend_fen != m3.spend_fen);
+	cr_assert_gt(m1.orders, 0);
+	cr_assert_gt(m1.refund_fen, 0);
+	cr_assert_gt(m1.spend_fen, 0);
+	cr_assert_gt(m1.reward_fen, 0);
+
+	/* Nothing rejected; every event before the clock (2026-01-05 00:00
+	 * UTC) and in the 30 days before that day's midnight in Shanghai
+	 * (2026-01-04 16:00 UTC): from 2025-12-05 16:00 UTC. */
+	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
+	                               "SELECT count(*) FROM rejected_events"),
+	             0);
+	cr_assert_eq(pond_test_sql_int(
+	                     w.ingest.dsn,
+	                     "SELECT count(*) FROM events WHERE occurred_at >= "
+	                     "'2026-01-04T16:00:00Z' OR occurred_at < "
+	                     "'2025-12-05T16:00:00Z'"),
+	             0);
+	/* Every customer's first event is its contact_added, or the invite
+	 * it shared just before a friend it brought came in: nothing
+	 * happens to a customer the brand has not met. */
+	cr_assert_eq(pond_test_sql_int(
+	                     w.ingest.dsn,
+	                     "SELECT count(*) FROM (SELECT DISTINCT ON "
+	                     "(publisher_id, customer_key) type FROM events "
+	                     "WHERE type <> 'channel_spend' ORDER BY "
+	                     "publisher_id, customer_key, occurred_at, "
+	                     "event_id) f WHERE type <> 'contact_added'"),
+	             0);
+
+	/* The tag rules went to the tagging service. */
+	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
+	                               "SELECT count(*) FROM tag_rules"),
+	             7);
+	cr_assert(pond_test_log_wait("demo-cli", "campaigns skipped", 1000));
+	demo_stop(&w);
+}
+
+Test(demo, bad_options_are_usage_errors)
+{
+	static const char *const cases[][4] = {
+	        {"--customers", "tiny", NULL},
+	        {"--days", "0", NULL},
+	        {"--start", "2026-13-45", NULL},
+	        {"--seed", "minus", NULL},
+	};
+	char e_clock[4200];
+
+	pond_test_clock_file(e_clock + 16, sizeof(e_clock) - 16);
+	memcpy(e_clock, "POND_TEST_CLOCK=", 16);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *argv[] = {"pond",      "demo",     "--token", "t",
+		                      cases[i][0], cases[i][1], NULL};
+		const char *env[] = {e_clock, NULL};
+		cr_assert_eq(pond_test_run(argv, env, "demo-usage", NULL), 2,
+		             "%s %s", cases[i][0], cases[i][1]);
+	}
+	/* --start in the future of the clock (2026-01-05). */
+	const char *argv[] = {"pond", "demo", "--token", "t", "--start",
+	                      "2026-02-01", NULL};
+	const char *env[] = {e_clock, NULL};
+	cr_assert_eq(pond_test_run(argv, env, "demo-usage", NULL), 2);
+}
