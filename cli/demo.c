@@ -80,7 +80,8 @@ demo_window(pond_cli *cli, const char *days_s, const char *start_s,
 	snprintf(buf, sizeof(buf), "%.10sT00:00:00+08:00", start_s);
 	if (strlen(start_s) != 10 ||
 	    pond_time_parse_rfc3339(buf, &opts->start) != 0) {
-		return (pond_cli_usage(cli, "--start takes a date: YYYY-MM-DD"));
+		return (pond_cli_usage(cli,
+		                       "--start takes a date: YYYY-MM-DD"));
 	}
 	if (opts->start >= now) {
 		return (pond_cli_usage(cli, "--start %s is not in the past",
@@ -114,7 +115,8 @@ demo_setup(const char *token, const char *tagging_url,
 		        "rules skipped\n",
 		        tagging_url);
 	} else {
-		fprintf(stderr, "demo: tag rules defined (%d failed)\n", rv);
+		fprintf(stderr, "demo: tag rules defined%s\n",
+		        rv > 0 ? " (some were refused, see above)" : "");
 	}
 	/* The festival offer goes out at 10:00 tomorrow, business time. */
 	festival = demo_day_start(pond_now()) + 34 * POND_USEC_PER_HOUR;
@@ -153,7 +155,7 @@ static int
 demo_run(pond_cli *cli, int argc, char **argv)
 {
 	const char *seed_s = "1", *size_s = "medium", *days_s = NULL,
-		   *start_s = NULL, *out = NULL;
+	           *start_s = NULL, *out = NULL;
 	const char *url = getenv("POND_INGEST_URL");
 	const char *token = getenv("POND_TOKEN");
 	const char *admin = getenv("POND_ADMIN_TOKEN");

@@ -122,7 +122,8 @@ fail:
 }
 
 /* setup_call is setup_http that prints what went wrong when the answer is
- * not 2xx; returns 0, 1 (answered, but no) or -1 (no answer). */
+ * not 2xx; returns 0, 1 (answered, but no), 2 (409: it exists already) or
+ * -1 (no answer). */
 static int
 setup_call(const char *base_url, const char *method, const char *path,
            const char *token, const char *body, char **reply)
@@ -133,6 +134,10 @@ setup_call(const char *base_url, const char *method, const char *path,
 	if (setup_http(base_url, method, path, token, body, &status, &text) !=
 	    0) {
 		return (-1);
+	}
+	if (status == 409) {
+		free(text);
+		return (2);
 	}
 	if (status / 100 != 2) {
 		fprintf(stderr, "pond: %s %s%s: HTTP %d: %.300s\n", method,
@@ -196,7 +201,7 @@ demo_setup_rules(const char *base_url, const char *token)
 		if (rv < 0) {
 			return (-1);
 		}
-		failed += rv;
+		failed += rv != 0;
 	}
 	return (failed);
 }
@@ -211,14 +216,16 @@ setup_listed(const json_t *answer, const char *name)
 	size_t i;
 
 	if (json_is_object(answer)) {
-		json_object_foreach ((json_t *)answer, key, list) {
+		json_object_foreach((json_t *)answer, key, list)
+		{
 			if (json_is_array(list) && setup_listed(list, name)) {
 				return (true);
 			}
 		}
 		return (false);
 	}
-	json_array_foreach (answer, i, c) {
+	json_array_foreach(answer, i, c)
+	{
 		const char *n = json_string_value(json_object_get(c, "name"));
 		if (n != NULL && strcmp(n, name) == 0) {
 			return (true);
@@ -226,6 +233,10 @@ setup_listed(const json_t *answer, const char *name)
 	}
 	return (false);
 }
+
+static const char *const setup_campaign_ids[] = {
+        "welcome-red-packet", "repurchase-reminder", "dormant-win-back",
+        "festival-offer", "invite-3"};
 
 /* setup_campaigns returns the demo's campaigns (API.md section 3) as a
  * JSON array; festival is the RFC 3339 time of the festival offer and
@@ -247,15 +258,15 @@ setup_campaigns(const char *festival, const char *festival_end)
 	         * ones, whose card already carried one. */
 	        "name", "welcome-red-packet", "channel", "wecom_message",
 	        "template", "welcome_red_packet", "trigger", "event",
-	        "contact_added", "audience", "field", "channel", "op", "!=",
-	        "value", "package_card", "delay_s", 300, "holdout_pct", 10,
-	        "cost_per_touch_fen", 0, "reward", "kind", "red_packet",
+	        "contact_added", "audience", "field", "channel", "op",
+	        "!=", "value", "package_card", "delay_s", 300, "holdout_pct",
+	        10, "cost_per_touch_fen", 0, "reward", "kind", "red_packet",
 	        "amount_fen", 300,
 	        /* The reminder when a category's repurchase cycle has run. */
 	        "name", "repurchase-reminder", "channel", "wecom_message",
 	        "template", "repurchase_reminder", "trigger", "tag_added",
-	        "repurchase_due", "audience", "field", "orders", "op", ">=",
-	        "value", 1, "delay_s", 3600, "holdout_pct", 10,
+	        "repurchase_due", "audience", "field", "orders", "op",
+	        ">=", "value", 1, "delay_s", 3600, "holdout_pct", 10,
 	        "cost_per_touch_fen", 0,
 	        /* Win back who has not bought for 60 days: an SMS coupon. */
 	        "name", "dormant-win-back", "channel", "sms", "template",
@@ -265,9 +276,9 @@ setup_campaigns(const char *festival, const char *festival_end)
 	        "reward", "kind", "coupon", "amount_fen", 1000,
 	        /* Limited time and quantity: 100 coupons to buyers. */
 	        "name", "festival-offer", "channel", "coupon", "template",
-	        "festival_offer", "trigger", "at", festival, "audience", "field",
-	        "orders", "op", ">=", "value", 1, "starts_at", festival,
-	        "ends_at", festival_end, "quota", 100, "delay_s", 0,
+	        "festival_offer", "trigger", "at", festival, "audience",
+	        "field", "orders", "op", ">=", "value", 1, "starts_at",
+	        festival, "ends_at", festival_end, "quota", 100, "delay_s", 0,
 	        "holdout_pct", 10, "cost_per_touch_fen", 10,
 	        /* Fission: invite 3 friends, get a gift. */
 	        "name", "invite-3-friends", "channel", "wecom_message",
@@ -300,9 +311,14 @@ demo_setup_campaigns(const char *base_url, const char *token,
 		json_decref(have);
 		return (-1);
 	}
-	json_array_foreach (list, i, c) {
-		const char *name = json_string_value(json_object_get(c, "name"));
+	json_array_foreach(list, i, c)
+	{
+		const char *name =
+		        json_string_value(json_object_get(c, "name"));
 		char *body;
+		/* The ids are the campaign_id the demo's events carry. */
+		json_object_set_new(c, "id",
+		                    json_string(setup_campaign_ids[i]));
 		if (setup_listed(have, name)) {
 			fprintf(stderr, "demo: campaign %s is already there\n",
 			        name);
@@ -319,10 +335,11 @@ demo_setup_campaigns(const char *base_url, const char *token,
 			failed = -1;
 			break;
 		}
-		failed += rv;
-		if (rv == 0) {
-			fprintf(stderr, "demo: campaign %s created\n", name);
-		}
+		failed += rv == 1;
+		fprintf(stderr, "demo: campaign %s %s\n", name,
+		        rv == 0   ? "created"
+		        : rv == 2 ? "is already there"
+		                  : "refused");
 	}
 	json_decref(list);
 	json_decref(have);

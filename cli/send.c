@@ -5,9 +5,9 @@
  * array. Events are sent in IngestBatch messages of at most 500 over NNG
  * REQ/REP, exactly as a publisher would (cli/publish.c, shared with `pond
  * demo`), and the acks are summed up; each rejected event is printed with
- * its code and reason. It is the simplest
- * publisher there is: operators use it to load or replay files, `make run`
- * uses it for the demo traffic, and docs/ingest.md shows it as an example.
+ * its code and reason. It is the simplest publisher there is: operators
+ * use it to load or replay files, and docs/ingest.md shows it as an
+ * example.
  */
 #include <stdlib.h>
 
