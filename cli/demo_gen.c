@@ -11,7 +11,8 @@
  * invites that bring friends (referral fission), opt out or remove the
  * contact now and then.
  *
- * Everything comes from one pseudo-random sequence seeded with --seed, and
+ * Everything comes from one pseudo-random sequence (splitmix64, rand.h)
+ * seeded with --seed, and
  * every time is an offset inside the window [start, end), so the same seed
  * and window give the same events, ids included. Ids carry the seed
  * ("s7-c00012-03"), so two seeds never collide.
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "demo.h"
+#include "rand.h"
 
 #define MINUTE (60 * POND_USEC_PER_SEC)
 #define HOUR   POND_USEC_PER_HOUR
@@ -31,11 +33,11 @@
 
 typedef struct demo_channel {
 	const char *name;
-	int weight;          /* share of new contacts */
-	const char *item;    /* what channel_spend buys */
-	int64_t unit_fen;    /* price of one item */
-	int units_x10;       /* items per new contact, in tenths */
-	int red_packet_pct;  /* how many new contacts get a red packet */
+	int weight;         /* share of new contacts */
+	const char *item;   /* what channel_spend buys */
+	int64_t unit_fen;   /* price of one item */
+	int units_x10;      /* items per new contact, in tenths */
+	int red_packet_pct; /* how many new contacts get a red packet */
 } demo_channel;
 
 /* Package insert cards: 20 cards at 0.05 yuan bring one contact (1 yuan),
@@ -67,35 +69,41 @@ typedef struct demo_category {
 } demo_category;
 
 static const demo_category demo_categories[] = {
-        {"tea", 20, {{"tea-longjing", 12800}, {"tea-puer", 8800},
-                     {"tea-jasmine", 4600}}},
-        {"skincare", 30, {{"skin-serum", 25900}, {"skin-cream", 19900},
-                          {"skin-mask", 6900}}},
-        {"snacks", 15, {{"snack-nuts", 4990}, {"snack-dates", 3990},
-                        {"snack-jerky", 5590}}},
-        {"household", 45, {{"home-detergent", 5990}, {"home-tissue", 3290},
-                           {"home-kettle", 29900}}},
+        {"tea",
+         20,
+         {{"tea-longjing", 12800}, {"tea-puer", 8800}, {"tea-jasmine", 4600}}},
+        {"skincare",
+         30,
+         {{"skin-serum", 25900}, {"skin-cream", 19900}, {"skin-mask", 6900}}},
+        {"snacks",
+         15,
+         {{"snack-nuts", 4990}, {"snack-dates", 3990}, {"snack-jerky", 5590}}},
+        {"household",
+         45,
+         {{"home-detergent", 5990},
+          {"home-tissue", 3290},
+          {"home-kettle", 29900}}},
 };
 #define NCATEGORIES                                                           \
 	((int)(sizeof(demo_categories) / sizeof(demo_categories[0])))
 
-static const char *const demo_regions[] = {
-        "Shanghai", "Hangzhou", "Nanjing", "Suzhou", "Beijing", "Chengdu",
-        "Guangzhou", "Shenzhen"};
+static const char *const demo_regions[] = {"Shanghai",  "Hangzhou", "Nanjing",
+                                           "Suzhou",    "Beijing",  "Chengdu",
+                                           "Guangzhou", "Shenzhen"};
 static const char *const demo_industries[] = {
-        "education", "finance", "healthcare", "internet", "manufacturing",
-        "retail", "government", "student"};
+        "education",     "finance", "healthcare", "internet",
+        "manufacturing", "retail",  "government", "student"};
 static const char *const demo_age_bands[] = {"18-24", "25-34", "35-44",
                                              "45-54", "55+"};
-static const char *const demo_stores[] = {"s-jingan", "s-xuhui", "s-pudong",
-                                          "s-hangzhou", "s-nanjing",
-                                          "s-suzhou"};
+static const char *const demo_stores[] = {"s-jingan",  "s-xuhui",
+                                          "s-pudong",  "s-hangzhou",
+                                          "s-nanjing", "s-suzhou"};
 static const char *const demo_interactions[] = {
-        "message", "group_chat", "moments_like", "article_read", "live_view",
-        "mini_program_visit"};
+        "message",      "group_chat", "moments_like",
+        "article_read", "live_view",  "mini_program_visit"};
 static const char *const demo_tiers[] = {"silver", "gold"};
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define NELEM(a)    (sizeof(a) / sizeof((a)[0]))
 #define DEMO_GUIDES 12 /* g-01..g-12, two per store */
 
 /* demo_customer is what later customers need to know of an earlier one. */
@@ -112,28 +120,17 @@ typedef struct demo_gen {
 	demo_customer *customers;
 	int *sharers; /* customers who share invites, in acquisition order */
 	int nsharers;
-	int *adds;  /* new contacts per day and channel: day * NCHANNELS + c */
+	int *adds; /* new contacts per day and channel: day * NCHANNELS + c */
 	bool oom;
 } demo_gen;
 
 /* --- randomness -------------------------------------------------------- */
 
-/* demo_next is splitmix64: small, fast and the same on every platform. */
-static uint64_t
-demo_next(demo_gen *g)
-{
-	uint64_t z = (g->rng += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return (z ^ (z >> 31));
-}
-
 /* demo_below returns a number in [0, n). */
 static int64_t
 demo_below(demo_gen *g, int64_t n)
 {
-	return (n <= 1 ? 0 : (int64_t)(demo_next(g) % (uint64_t)n));
+	return (pond_rand_below(&g->rng, n));
 }
 
 /* demo_range returns a number in [lo, hi]. */
@@ -239,19 +236,19 @@ demo_order(demo_gen *g, demo_cust *c, int k, pond_time t, int cat,
 	int nitems = (int)demo_range(g, 1, 3);
 
 	for (int i = 0; i < nitems; i++) {
-		/* The second and third lines may come from another category. */
+		/* The second and third lines may come from another category.
+		 */
 		const demo_category *ic =
 		        i > 0 && demo_chance(g, 30)
 		                ? &demo_categories[demo_below(g, NCATEGORIES)]
 		                : dc;
 		const demo_sku *s = &ic->skus[demo_below(g, 3)];
 		int64_t qty = demo_range(g, 1, 3);
-		json_array_append_new(items,
-		                      json_pack("{s:s, s:s, s:I, s:I}", "sku",
-		                                s->sku, "category", ic->name,
-		                                "qty", (json_int_t)qty,
-		                                "price_fen",
-		                                (json_int_t)s->price_fen));
+		json_array_append_new(
+		        items,
+		        json_pack("{s:s, s:s, s:I, s:I}", "sku", s->sku,
+		                  "category", ic->name, "qty", (json_int_t)qty,
+		                  "price_fen", (json_int_t)s->price_fen));
 		amount += qty * s->price_fen;
 		if (i == 0) {
 			first_line = s->price_fen;
@@ -265,7 +262,8 @@ demo_order(demo_gen *g, demo_cust *c, int k, pond_time t, int cat,
 		json_object_set_new(body, "store_id", json_string(store));
 	}
 	if (body != NULL && demo_chance(g, 15)) {
-		json_object_set_new(body, "coupon_id", json_string("cp-new10"));
+		json_object_set_new(body, "coupon_id",
+		                    json_string("cp-new10"));
 	}
 	json_t *ev = demo_add(g, t, demo_id(c), c->key, "order_paid", body);
 	if (ev != NULL && demo_chance(g, 20)) {
@@ -278,7 +276,8 @@ demo_order(demo_gen *g, demo_cust *c, int k, pond_time t, int cat,
 	int64_t r = demo_below(g, 100);
 	if (r < 9) {
 		int64_t refund = r < 3 ? amount : first_line;
-		demo_add(g, t + demo_range(g, 1, 5) * DAY + demo_below(g, HOUR),
+		demo_add(g,
+		         t + demo_range(g, 1, 5) * DAY + demo_below(g, HOUR),
 		         demo_id(c), c->key, "order_refunded",
 		         json_pack("{s:s, s:I}", "order_id", order_id,
 		                   "amount_fen", (json_int_t)refund));
@@ -295,7 +294,8 @@ demo_reward(demo_gen *g, demo_cust *c, const char *key, pond_time t,
 	                         (json_int_t)fen);
 
 	if (body != NULL && campaign != NULL) {
-		json_object_set_new(body, "campaign_id", json_string(campaign));
+		json_object_set_new(body, "campaign_id",
+		                    json_string(campaign));
 	}
 	demo_add(g, t, demo_id(c), key, "reward_paid", body);
 }
@@ -330,7 +330,8 @@ demo_added(demo_gen *g, demo_cust *c, pond_time t0, int ch, int guide)
 			shared = iv->added + (t0 - iv->added) / 2;
 		}
 		json_object_set_new(body, "inviter_key", json_string(ikey));
-		json_object_set_new(body, "campaign_id", json_string("invite-3"));
+		json_object_set_new(body, "campaign_id",
+		                    json_string("invite-3"));
 		demo_add(g, shared, demo_id(c), ikey, "invite_shared",
 		         json_pack("{s:s}", "campaign_id", "invite-3"));
 		/* The third friend earns the inviter the gift. */
@@ -342,8 +343,8 @@ demo_added(demo_gen *g, demo_cust *c, pond_time t0, int ch, int guide)
 		json_object_set_new(body, "campaign_id",
 		                    json_string("welcome-red-packet"));
 	}
-	json_t *ev = demo_add(g, t0, demo_id(c), c->key, "contact_added",
-	                      body);
+	json_t *ev =
+	        demo_add(g, t0, demo_id(c), c->key, "contact_added", body);
 	if (ev == NULL) {
 		return;
 	}
@@ -358,12 +359,12 @@ demo_added(demo_gen *g, demo_cust *c, pond_time t0, int ch, int guide)
 static void
 demo_profile(demo_gen *g, demo_cust *c, pond_time t0, int cat)
 {
-	json_t *attrs = json_pack("{s:s, s:s}", "age_band",
-	                          PICK(g, demo_age_bands), "interest",
-	                          demo_categories[cat].name);
-	json_t *body = json_pack("{s:s, s:s, s:o}", "region",
-	                         PICK(g, demo_regions), "industry",
-	                         PICK(g, demo_industries), "attributes", attrs);
+	json_t *attrs =
+	        json_pack("{s:s, s:s}", "age_band", PICK(g, demo_age_bands),
+	                  "interest", demo_categories[cat].name);
+	json_t *body = json_pack(
+	        "{s:s, s:s, s:o}", "region", PICK(g, demo_regions), "industry",
+	        PICK(g, demo_industries), "attributes", attrs);
 
 	demo_add(g, t0 + demo_range(g, 5 * MINUTE, 3 * HOUR), demo_id(c),
 	         c->key, "profile_updated", body);
@@ -400,9 +401,10 @@ demo_buyer(demo_gen *g, demo_cust *c, pond_time t0, int cat, int guide)
 		if (k == 1 && demo_chance(g, 25)) {
 			/* A happy buyer shares the invite poster. */
 			g->sharers[g->nsharers++] = c->index;
-			demo_add(g, t + demo_range(g, HOUR, DAY),
-			         demo_id(c), c->key, "invite_shared",
-			         json_pack("{s:s}", "campaign_id", "invite-3"));
+			demo_add(
+			        g, t + demo_range(g, HOUR, DAY), demo_id(c),
+			        c->key, "invite_shared",
+			        json_pack("{s:s}", "campaign_id", "invite-3"));
 		}
 		if (!demo_chance(g, stay)) {
 			break;
@@ -552,9 +554,9 @@ demo_event_cmp(const void *a, const void *b)
 	if (x->at != y->at) {
 		return ((x->at > y->at) - (x->at < y->at));
 	}
-	return (strcmp(json_string_value(json_object_get(x->json, "event_id")),
-	               json_string_value(
-	                       json_object_get(y->json, "event_id"))));
+	return (strcmp(
+	        json_string_value(json_object_get(x->json, "event_id")),
+	        json_string_value(json_object_get(y->json, "event_id"))));
 }
 
 pond_time
@@ -582,7 +584,8 @@ demo_generate(const demo_opts *opts, demo_event **out, size_t *nout)
 	demo_gen g = {.opts = opts, .rng = opts->seed};
 	pond_time *added = calloc((size_t)opts->customers + 1, sizeof(*added));
 
-	g.customers = calloc((size_t)opts->customers + 1, sizeof(*g.customers));
+	g.customers =
+	        calloc((size_t)opts->customers + 1, sizeof(*g.customers));
 	g.sharers = calloc((size_t)opts->customers + 1, sizeof(*g.sharers));
 	g.adds = calloc((size_t)days * NCHANNELS + 1, sizeof(*g.adds));
 	if (added == NULL || g.customers == NULL || g.sharers == NULL ||
