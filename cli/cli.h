@@ -187,4 +187,14 @@ int pond_cli_publish(nng_socket sock, const char *token, const json_t *list,
                      pond_cli_publish_progress progress,
                      void *arg) POND_MUSTCHECK;
 
+/* pond_cli_http sends one HTTP request to base_url ("http://HOST:PORT")
+ * + path with "Authorization: Bearer token" and a JSON body (NULL: none),
+ * and reads the whole answer: *status and its body in *reply (the caller
+ * frees). Returns 0, or -1 when the service could not be reached or did
+ * not answer HTTP (a message says which only when it cannot resolve the
+ * host). */
+int pond_cli_http(const char *base_url, const char *method, const char *path,
+                  const char *token, const char *body, int *status,
+                  char **reply) POND_MUSTCHECK;
+
 #endif
