@@ -142,9 +142,10 @@ start_service tagging 8401 POND_EVENTS_SUB_URLS=tcp://127.0.0.1:7410 \
 	POND_TAG_CHANGES_PUB_URL=tcp://127.0.0.1:7411 \
 	POND_REPURCHASE_CYCLES=default:30,tea:20,skincare:30,snacks:15,household:45 ||
 	true
-start_service gateway-sim 8404 POND_GATEWAY_URLS="$gateways" \
+start_service gateway-sim 8420 POND_GATEWAY_URLS="$gateways" \
 	POND_INGEST_URL=tcp://127.0.0.1:7400 \
-	POND_TOKEN="$(cat "$rundir/gateway.token")" || true
+	POND_GATEWAY_TOKEN="$(cat "$rundir/gateway.token")" \
+	POND_GATEWAY_LEDGER="$rundir/gateway.ledger" || true
 start_service scheduler 8402 POND_EVENTS_SUB_URLS=tcp://127.0.0.1:7410 \
 	POND_TAG_CHANGES_SUB_URLS=tcp://127.0.0.1:7411 \
 	POND_TOUCHES_PUB_URL=tcp://127.0.0.1:7412 \
@@ -182,7 +183,8 @@ run: Pond is up:$started (PostgreSQL 15 on port $port; local processes).
   campaigns:  curl -H "Authorization: Bearer $read_token" http://127.0.0.1:8402/v1/campaigns
   tag rules:  curl -H "Authorization: Bearer $read_token" http://127.0.0.1:8401/v1/tag-rules
   a customer: curl -H "Authorization: Bearer $read_token" http://127.0.0.1:8403/v1/customers/s$seed-c00042
-  health:     curl http://127.0.0.1:8400/healthz   (8401 tagging, 8402 scheduler, 8403 reporting)
+  health:     curl http://127.0.0.1:8400/healthz   (8401 tagging, 8402 scheduler, 8403 reporting,
+              8420 gateway simulator)
   metrics:    curl http://127.0.0.1:8400/metrics
   stream lag: POND_DSN='$POND_DSN' $pond streams
   publish:    POND_TOKEN=\$(cat $rundir/demo.token) $pond send --url tcp://127.0.0.1:7400 FILE.json
