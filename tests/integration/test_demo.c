@@ -11,12 +11,15 @@
  *   payloads: an order's amount is the sum of qty x price of its items, a
  *   refund never exceeds its order, spend is per channel and day;
  * - the tag rules reach the tagging service; the campaigns are skipped with
- *   a message when no scheduler answers.
+ *   a message when no scheduler answers, and when pond-scheduler is built
+ *   they are created with the ids the events carry, once however often the
+ *   demo runs.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest_client.h"
 #include "pond/event.pb-c.h"
@@ -26,9 +29,9 @@
 
 typedef struct demo_world {
 	ic_service ingest;
-	uint16_t tagging_port;
+	uint16_t tagging_port, scheduler_port;
 	char tagging_url[64], scheduler_url[64];
-	pond_test_proc *tagging;
+	pond_test_proc *tagging, *scheduler;
 } demo_world;
 
 static void
@@ -38,33 +41,77 @@ demo_start(demo_world *w)
 
 	memset(w, 0, sizeof(*w));
 	ic_start(&w->ingest, "demo-ingest", NULL);
-	pond_test_sql_exec(w->ingest.dsn,
-	                   "INSERT INTO api_tokens (name, role, token_hash) "
-	                   "VALUES ('admin', 'admin', sha256(convert_to('" ADMIN_TOKEN
-	                   "', 'UTF8')))");
+	pond_test_sql_exec(
+	        w->ingest.dsn,
+	        "INSERT INTO api_tokens (name, role, token_hash) "
+	        "VALUES ('admin', 'admin', sha256(convert_to('" ADMIN_TOKEN
+	        "', 'UTF8')))");
 	w->tagging_port = pond_test_free_port();
 	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w->ingest.dsn);
 	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", w->tagging_port);
 	snprintf(e_sub, sizeof(e_sub), "POND_EVENTS_SUB_URLS=%s",
 	         w->ingest.pub_url);
-	snprintf(e_pub, sizeof(e_pub), "POND_TAG_CHANGES_PUB_URL=tcp://127.0.0.1:%u",
+	snprintf(e_pub, sizeof(e_pub),
+	         "POND_TAG_CHANGES_PUB_URL=tcp://127.0.0.1:%u",
 	         pond_test_free_port());
 	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
 	         w->ingest.clock);
-	const char *env[] = {e_dsn,   e_port, e_sub, e_pub, e_clock,
-	                     "POND_HTTP_ADDR=127.0.0.1", NULL};
+	const char *env[] = {e_dsn, e_port,  e_sub,
+	                     e_pub, e_clock, "POND_HTTP_ADDR=127.0.0.1",
+	                     NULL};
 	w->tagging = pond_test_spawn("pond-tagging", env, "demo-tagging");
 	pond_test_wait_ready(w->tagging, w->tagging_port, "/healthz", 30000);
-	snprintf(w->tagging_url, sizeof(w->tagging_url),
-	         "http://127.0.0.1:%u", w->tagging_port);
-	/* A port nobody listens on: the scheduler is not there. */
+	snprintf(w->tagging_url, sizeof(w->tagging_url), "http://127.0.0.1:%u",
+	         w->tagging_port);
+	/* A port nobody listens on until demo_start_scheduler. */
+	w->scheduler_port = pond_test_free_port();
 	snprintf(w->scheduler_url, sizeof(w->scheduler_url),
-	         "http://127.0.0.1:%u", pond_test_free_port());
+	         "http://127.0.0.1:%u", w->scheduler_port);
+}
+
+/* demo_start_scheduler starts pond-scheduler on w's scheduler port, its
+ * touches going to a gateway nobody listens on. */
+static void
+demo_start_scheduler(demo_world *w)
+{
+	char e_dsn[600], e_port[32], e_sub[96], e_pub[96], e_gw[96];
+	char e_clock[4200];
+
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w->ingest.dsn);
+	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u",
+	         w->scheduler_port);
+	snprintf(e_sub, sizeof(e_sub), "POND_EVENTS_SUB_URLS=%s",
+	         w->ingest.pub_url);
+	snprintf(e_pub, sizeof(e_pub),
+	         "POND_TOUCHES_PUB_URL=tcp://127.0.0.1:%u",
+	         pond_test_free_port());
+	snprintf(e_gw, sizeof(e_gw),
+	         "POND_GATEWAY_URLS=wecom_message=tcp://127.0.0.1:%u",
+	         pond_test_free_port());
+	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
+	         w->ingest.clock);
+	const char *env[] = {e_dsn,
+	                     e_port,
+	                     e_sub,
+	                     e_pub,
+	                     e_gw,
+	                     e_clock,
+	                     "POND_TAG_CHANGES_SUB_URLS",
+	                     "POND_HTTP_ADDR=127.0.0.1",
+	                     NULL};
+	w->scheduler =
+	        pond_test_spawn("pond-scheduler", env, "demo-scheduler");
+	pond_test_wait_ready(w->scheduler, w->scheduler_port, "/healthz",
+	                     30000);
 }
 
 static void
 demo_stop(demo_world *w)
 {
+	if (w->scheduler != NULL) {
+		cr_assert_eq(pond_test_stop(w->scheduler), 0,
+		             "pond-scheduler exit");
+	}
 	cr_assert_eq(pond_test_stop(w->tagging), 0, "pond-tagging exit");
 	cr_assert_eq(ic_stop(&w->ingest), 0, "pond-ingest exit");
 }
@@ -99,8 +146,12 @@ demo_run(const demo_world *w, const char *seed, const char *token)
 	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w->ingest.dsn);
 	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
 	         w->ingest.clock);
-	const char *env[] = {e_dsn, e_clock, "POND_TOKEN", "POND_INGEST_URL",
-	                     "POND_ADMIN_TOKEN", NULL};
+	const char *env[] = {e_dsn,
+	                     e_clock,
+	                     "POND_TOKEN",
+	                     "POND_INGEST_URL",
+	                     "POND_ADMIN_TOKEN",
+	                     NULL};
 	int status = pond_test_run(argv, env, "demo-cli", &out);
 	cr_assert_eq(status, 0, "pond demo exit %d: %s", status, out);
 	return (out);
@@ -179,11 +230,15 @@ demo_money_of(const demo_world *w, long long publisher)
 			json_t *o = json_object_get(orders, r->order_id);
 			cr_assert_not_null(o, "refund of unknown order %s",
 			                   r->order_id);
-			json_int_t paid = json_integer_value(json_array_get(o, 0));
-			json_int_t back = json_integer_value(json_array_get(o, 1)) +
-			                  r->amount_fen;
-			cr_assert(back <= paid, "order %s: refunded %lld of %lld",
-			          r->order_id, (long long)back, (long long)paid);
+			json_int_t paid =
+			        json_integer_value(json_array_get(o, 0));
+			json_int_t back =
+			        json_integer_value(json_array_get(o, 1)) +
+			        r->amount_fen;
+			cr_assert(back <= paid,
+			          "order %s: refunded %lld of %lld",
+			          r->order_id, (long long)back,
+			          (long long)paid);
 			json_array_set_new(o, 1, json_integer(back));
 			m.refund_fen += r->amount_fen;
 		} else if (ev->body_case == POND__EVENT__BODY_CHANNEL_SPEND) {
@@ -205,8 +260,9 @@ demo_acked(const char *out, long long accepted, long long duplicate)
 {
 	char want[96];
 
-	snprintf(want, sizeof(want), "%lld accepted, %lld duplicate, 0 rejected\n",
-	         accepted, duplicate);
+	snprintf(want, sizeof(want),
+	         "%lld accepted, %lld duplicate, 0 rejected\n", accepted,
+	         duplicate);
 	cr_assert_str_eq(out, want);
 }
 
@@ -218,8 +274,10 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	long long n1, n3;
 
 	demo_start(&w);
-	pub2 = ic_add_publisher(w.ingest.dsn, "acme2", "pub_demo_two_0123456789");
-	pub3 = ic_add_publisher(w.ingest.dsn, "acme3", "pub_demo_three_0123456789");
+	pub2 = ic_add_publisher(w.ingest.dsn, "acme2",
+	                        "pub_demo_two_0123456789");
+	pub3 = ic_add_publisher(w.ingest.dsn, "acme3",
+	                        "pub_demo_three_0123456789");
 
 	out = demo_run(&w, "7", w.ingest.token);
 	n1 = pond_test_sql_int(w.ingest.dsn, "SELECT count(*) FROM events");
@@ -255,9 +313,9 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	cr_assert_str_neq(types1, types3);
 	/* Every kind of event of the brand is there. */
 	static const char *const kinds[] = {
-	        "channel_spend=", "contact_added=200,", "contact_removed=",
-	        "interaction=",   "invite_shared=",     "member_joined=",
-	        "opt_out=",       "order_paid=",        "order_refunded=",
+	        "channel_spend=",   "contact_added=200,", "contact_removed=",
+	        "interaction=",     "invite_shared=",     "member_joined=",
+	        "opt_out=",         "order_paid=",        "order_refunded=",
 	        "profile_updated=", "reward_paid="};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		cr_assert_not_null(strstr(types1, kinds[i]), "%s not in %s",
@@ -272,7 +330,8 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	cr_assert(memcmp(&m1, &m2, sizeof(m1)) == 0,
 	          "same seed, other money: %lld/%lld orders", m1.order_fen,
 	          m2.order_fen);
-	cr_assert(m1.order_fen != m3.order_fen || m1.spend_fen != m3.spend_fen);
+	cr_assert(m1.order_fen != m3.order_fen ||
+	          m1.spend_fen != m3.spend_fen);
 	cr_assert_gt(m1.orders, 0);
 	cr_assert_gt(m1.refund_fen, 0);
 	cr_assert_gt(m1.spend_fen, 0);
@@ -284,12 +343,13 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
 	                               "SELECT count(*) FROM rejected_events"),
 	             0);
-	cr_assert_eq(pond_test_sql_int(
-	                     w.ingest.dsn,
-	                     "SELECT count(*) FROM events WHERE occurred_at >= "
-	                     "'2026-01-04T16:00:00Z' OR occurred_at < "
-	                     "'2025-12-05T16:00:00Z'"),
-	             0);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                w.ingest.dsn,
+	                "SELECT count(*) FROM events WHERE occurred_at >= "
+	                "'2026-01-04T16:00:00Z' OR occurred_at < "
+	                "'2025-12-05T16:00:00Z'"),
+	        0);
 	/* Every customer's first event is its contact_added, or the invite
 	 * it shared just before a friend it brought came in: nothing
 	 * happens to a customer the brand has not met. */
@@ -323,15 +383,91 @@ Test(demo, bad_options_are_usage_errors)
 	pond_test_clock_file(e_clock + 16, sizeof(e_clock) - 16);
 	memcpy(e_clock, "POND_TEST_CLOCK=", 16);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *argv[] = {"pond",      "demo",     "--token", "t",
+		const char *argv[] = {"pond",      "demo",      "--token", "t",
 		                      cases[i][0], cases[i][1], NULL};
 		const char *env[] = {e_clock, NULL};
 		cr_assert_eq(pond_test_run(argv, env, "demo-usage", NULL), 2,
 		             "%s %s", cases[i][0], cases[i][1]);
 	}
 	/* --start in the future of the clock (2026-01-05). */
-	const char *argv[] = {"pond", "demo", "--token", "t", "--start",
-	                      "2026-02-01", NULL};
+	const char *argv[] = {"pond",    "demo",       "--token", "t",
+	                      "--start", "2026-02-01", NULL};
 	const char *env[] = {e_clock, NULL};
 	cr_assert_eq(pond_test_run(argv, env, "demo-usage", NULL), 2);
+}
+
+/* demo_campaign_ids returns the ids GET /v1/campaigns lists, sorted and
+ * comma-separated (the caller frees). */
+static char *
+demo_campaign_ids(const demo_world *w)
+{
+	const char *headers[] = {"Authorization: Bearer " ADMIN_TOKEN, NULL};
+	pond_test_http_resp resp;
+	json_t *answer, *c;
+	char *ids = NULL, *joined;
+	size_t i;
+
+	cr_assert_eq(pond_test_http("GET", w->scheduler_port, "/v1/campaigns",
+	                            headers, NULL, 0, &resp),
+	             0);
+	cr_assert_eq(resp.status, 200, "%s", resp.body);
+	answer = pond_test_json(resp.body);
+	pond_test_http_resp_free(&resp);
+	/* A small insertion sort keeps the list independent of the order
+	 * the scheduler lists in. */
+	const char *sorted[16];
+	size_t n = 0;
+	json_array_foreach(json_object_get(answer, "campaigns"), i, c)
+	{
+		const char *id = json_string_value(json_object_get(c, "id"));
+		cr_assert_not_null(id);
+		cr_assert_lt(n, 16);
+		size_t k = n++;
+		while (k > 0 && strcmp(sorted[k - 1], id) > 0) {
+			sorted[k] = sorted[k - 1];
+			k--;
+		}
+		sorted[k] = id;
+	}
+	for (i = 0; i < n; i++) {
+		cr_assert(asprintf(&joined, "%s%s%s", ids != NULL ? ids : "",
+		                   i > 0 ? "," : "", sorted[i]) > 0);
+		free(ids);
+		ids = joined;
+	}
+	json_decref(answer);
+	return (ids != NULL ? ids : strdup(""));
+}
+
+Test(demo, campaigns_reach_the_scheduler, .timeout = 120)
+{
+	const char *bindir = getenv("POND_BIN_DIR");
+	char path[512], *out, *ids;
+	demo_world w;
+
+	snprintf(path, sizeof(path), "%s/pond-scheduler",
+	         bindir != NULL ? bindir : ".");
+	if (access(path, X_OK) != 0) {
+		cr_skip_test("pond-scheduler is not built in this tree");
+	}
+	demo_start(&w);
+	demo_start_scheduler(&w);
+	out = demo_run(&w, "3", w.ingest.token);
+	free(out);
+	ids = demo_campaign_ids(&w);
+	/* The five of the demo, with the ids its events carry. */
+	cr_assert_str_eq(ids, "dormant-win-back,festival-offer,invite-3,"
+	                      "repurchase-reminder,welcome-red-packet");
+	free(ids);
+	/* Again: nothing new, and the demo still succeeds. */
+	out = demo_run(&w, "3", w.ingest.token);
+	free(out);
+	ids = demo_campaign_ids(&w);
+	cr_assert_str_eq(ids, "dormant-win-back,festival-offer,invite-3,"
+	                      "repurchase-reminder,welcome-red-packet");
+	free(ids);
+	cr_assert(pond_test_log_wait(
+	        "demo-cli", "campaign invite-3-friends is already there",
+	        1000));
+	demo_stop(&w);
 }
