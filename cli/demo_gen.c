@@ -41,17 +41,20 @@ typedef struct demo_channel {
 } demo_channel;
 
 /* Package insert cards: 20 cards at 0.05 yuan bring one contact (1 yuan),
- * each card carrying a 2-10 yuan red packet. Referrals cost no spend: the
- * gift to the inviter is their incentive. */
+ * each card carrying a 2-10 yuan red packet. The paid channels cost more
+ * per contact (SMS 5 yuan, AI calls 9, posters 8, articles 30, Douyin 30,
+ * Kuaishou 24, phone calls 37.50 of labour), so CAC and payback differ by
+ * channel as they do for a real brand. Referrals cost no spend: the gift
+ * to the inviter is their incentive. */
 static const demo_channel demo_channels[] = {
         {"package_card", 28, "cards", 5, 200, 100},
-        {"phone_call", 6, "labour", 2500, 5, 20},
-        {"sms", 10, "sms", 5, 400, 20},
-        {"ai_call", 10, "calls", 30, 80, 20},
-        {"article", 7, "articles", 1500, 10, 10},
-        {"douyin", 12, "ads", 12, 250, 30},
-        {"kuaishou", 6, "ads", 10, 250, 30},
-        {"store_poster", 9, "posters", 800, 2, 30},
+        {"phone_call", 6, "labour", 2500, 15, 20},
+        {"sms", 10, "sms", 5, 1000, 20},
+        {"ai_call", 10, "calls", 30, 300, 20},
+        {"article", 7, "articles", 1500, 20, 10},
+        {"douyin", 12, "ads_cpm", 1000, 30, 30},
+        {"kuaishou", 6, "ads_cpm", 800, 30, 30},
+        {"store_poster", 9, "posters", 800, 10, 30},
         {"referral", 12, NULL, 0, 0, 0},
 };
 #define NCHANNELS ((int)(sizeof(demo_channels) / sizeof(demo_channels[0])))
@@ -233,7 +236,7 @@ demo_order(demo_gen *g, demo_cust *c, int k, pond_time t, int cat,
 	char order_id[48];
 	json_t *items = json_array(), *body;
 	int64_t amount = 0, first_line = 0;
-	int nitems = (int)demo_range(g, 1, 3);
+	int nitems = (int)demo_range(g, 1, 2);
 
 	for (int i = 0; i < nitems; i++) {
 		/* The second and third lines may come from another category.
@@ -243,7 +246,7 @@ demo_order(demo_gen *g, demo_cust *c, int k, pond_time t, int cat,
 		                ? &demo_categories[demo_below(g, NCATEGORIES)]
 		                : dc;
 		const demo_sku *s = &ic->skus[demo_below(g, 3)];
-		int64_t qty = demo_range(g, 1, 3);
+		int64_t qty = demo_range(g, 1, 2);
 		json_array_append_new(
 		        items,
 		        json_pack("{s:s, s:s, s:I, s:I}", "sku", s->sku,
@@ -370,14 +373,17 @@ demo_profile(demo_gen *g, demo_cust *c, pond_time t0, int cat)
 	         c->key, "profile_updated", body);
 }
 
-/* demo_buyer makes the orders of a buyer: the first within ten days, the
+/* demo_buyer makes the orders of a buyer: the first within six weeks, the
  * next ones about a repurchase cycle apart, while the customer stays. */
 static pond_time
 demo_buyer(demo_gen *g, demo_cust *c, pond_time t0, int cat, int guide)
 {
 	char gid[16];
 	const char *gp = NULL, *store = NULL;
-	pond_time t = t0 + demo_range(g, 30 * MINUTE, 10 * DAY);
+	/* A third buy within three days; the others take up to six weeks. */
+	pond_time t =
+	        t0 + (demo_chance(g, 35) ? demo_range(g, 30 * MINUTE, 3 * DAY)
+	                                 : demo_range(g, 3 * DAY, 45 * DAY));
 	int cycle = demo_categories[cat].cycle_days;
 	int stay = (int)demo_range(g, 45, 85); /* % chance of one more */
 	pond_time last = t0;
