@@ -7,6 +7,7 @@
  *   sent again is all duplicates; another seed stores other events;
  * - nothing is rejected, and every event is before the service clock and
  *   inside the --days window;
+ * - what is stored is what `pond demo --out` writes (count and money);
  * - the money adds up by the API's own rules, checked on the decoded
  *   payloads: an order's amount is the sum of qty x price of its items, a
  *   refund never exceeds its order, spend is per channel and day;
@@ -254,6 +255,54 @@ demo_money_of(const demo_world *w, long long publisher)
 	return (m);
 }
 
+/* demo_file_money runs `pond demo --out` with the same seed and clock and
+ * sums the money of the file's events: what the demo meant to send, read
+ * from its JSON rather than from the store. *n gets the event count. */
+static demo_money
+demo_file_money(const demo_world *w, const char *seed, size_t *n)
+{
+	char e_clock[4200], path[512];
+	const char *argv[] = {"pond",        "demo",  "--seed", seed,
+	                      "--customers", "small", "--days", DEMO_DAYS,
+	                      "--out",       path,    NULL};
+	demo_money m = {0};
+	json_t *root, *ev;
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/demo-%s-%d.json",
+	         pond_test_artifacts_dir(), seed, (int)getpid());
+	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s",
+	         w->ingest.clock);
+	const char *env[] = {e_clock, NULL};
+	cr_assert_eq(pond_test_run(argv, env, "demo-cli", NULL), 0);
+	root = json_load_file(path, 0, NULL);
+	cr_assert_not_null(root, "%s is not JSON", path);
+	json_array_foreach(json_object_get(root, "events"), i, ev)
+	{
+		json_t *o;
+		if ((o = json_object_get(ev, "order_paid")) != NULL) {
+			m.orders++;
+			m.order_fen += json_integer_value(
+			        json_object_get(o, "amount_fen"));
+		} else if ((o = json_object_get(ev, "order_refunded")) !=
+		           NULL) {
+			m.refund_fen += json_integer_value(
+			        json_object_get(o, "amount_fen"));
+		} else if ((o = json_object_get(ev, "channel_spend")) !=
+		           NULL) {
+			m.spend_fen += json_integer_value(
+			        json_object_get(o, "amount_fen"));
+		} else if ((o = json_object_get(ev, "reward_paid")) != NULL) {
+			m.reward_fen += json_integer_value(
+			        json_object_get(o, "amount_fen"));
+		}
+	}
+	*n = json_array_size(json_object_get(root, "events"));
+	json_decref(root);
+	unlink(path);
+	return (m);
+}
+
 /* demo_acked checks the summary line of pond demo. */
 static void
 demo_acked(const char *out, long long accepted, long long duplicate)
@@ -332,6 +381,13 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	          m2.order_fen);
 	cr_assert(m1.order_fen != m3.order_fen ||
 	          m1.spend_fen != m3.spend_fen);
+	/* What was stored is what the demo writes to a file. */
+	size_t nfile;
+	demo_money mf = demo_file_money(&w, "7", &nfile);
+	cr_assert_eq((long long)nfile, n1);
+	cr_assert(memcmp(&m1, &mf, sizeof(m1)) == 0,
+	          "stored %lld fen of orders, file %lld", m1.order_fen,
+	          mf.order_fen);
 	cr_assert_gt(m1.orders, 0);
 	cr_assert_gt(m1.refund_fen, 0);
 	cr_assert_gt(m1.spend_fen, 0);
