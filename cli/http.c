@@ -64,7 +64,7 @@ http_connect(const char *base_url)
 
 int
 pond_cli_http(const char *base_url, const char *method, const char *path,
-           const char *token, const char *body, int *status, char **reply)
+              const char *token, const char *body, int *status, char **reply)
 {
 	size_t blen = body != NULL ? strlen(body) : 0, len = 0, cap = 8192;
 	char *head = NULL, *buf = NULL, *sep;
@@ -89,7 +89,7 @@ pond_cli_http(const char *base_url, const char *method, const char *path,
 		len += (size_t)r;
 		if (len + 1 == cap) {
 			char *p = cap < HTTP_MAX_REPLY ? realloc(buf, cap * 2)
-			                                : NULL;
+			                               : NULL;
 			if (p == NULL) {
 				goto fail;
 			}
