@@ -168,6 +168,18 @@ echo "run: loading the demo brand (pond demo --seed $seed --customers $customers
 	--admin-token "$(cat "$rundir/admin.token")" ||
 	echo "run: pond demo did not finish cleanly (see above); the services keep running"
 
+# The consumers (tagging, scheduler, reporting) work through the demo on
+# their own; wait a little for them so the first look shows everything.
+lag_sql="SELECT coalesce(sum(h.head - c.seq), 0) FROM consumer_cursors c
+	JOIN stream_heads h USING (stream, partition)"
+i=0
+while lag=$("$psql" "$POND_DSN" -tAc "$lag_sql") && [ "$lag" -gt 0 ] && [ "$i" -lt 60 ]; do
+	[ $((i % 10)) -ne 0 ] || echo "run: the consumers are $lag records behind; waiting"
+	i=$((i + 1))
+	sleep 1
+done
+[ "${lag:-0}" -eq 0 ] || echo "run: still $lag records behind; they catch up on their own (pond streams)"
+
 read_token=$(cat "$rundir/read.token")
 to=$(TZ=Asia/Shanghai date +%F)
 cat <<MSG
