@@ -12,7 +12,8 @@
  * the one clock (pond_now, so POND_TEST_CLOCK moves it too), or from
  * --start; no event is ever at or after now. The same seed and window give
  * the same events and ids: publishing them twice stores them once (the
- * second time every event is acked "duplicate").
+ * second time every event is acked "duplicate"); a window that runs past
+ * now is cut there, and a later run adds what has come due since.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -73,7 +74,7 @@ demo_window(pond_cli *cli, const char *days_s, const char *start_s,
 		                       DEMO_MAX_DAYS));
 	}
 	if (start_s == NULL) {
-		opts->end = demo_day_start(now);
+		opts->end = opts->cutoff = demo_day_start(now);
 		opts->start = opts->end - days * POND_USEC_PER_DAY;
 		return (POND_CLI_OK);
 	}
@@ -88,9 +89,8 @@ demo_window(pond_cli *cli, const char *days_s, const char *start_s,
 		                       start_s));
 	}
 	opts->end = opts->start + days * POND_USEC_PER_DAY;
-	if (opts->end > now) {
-		opts->end = now; /* never an event in the future */
-	}
+	/* Never an event in the future: those wait for a later run. */
+	opts->cutoff = opts->end < now ? opts->end : now;
 	return (POND_CLI_OK);
 }
 

@@ -16,8 +16,9 @@
 typedef struct demo_opts {
 	uint64_t seed;
 	int customers;
-	pond_time start; /* first day, midnight in Asia/Shanghai */
-	pond_time end;   /* no event at or after it (at most now) */
+	pond_time start;  /* first day, midnight in Asia/Shanghai */
+	pond_time end;    /* the end of the last day */
+	pond_time cutoff; /* no event at or after it: min(end, now) */
 } demo_opts;
 
 /* demo_event is one generated event and its time (for sorting). */
@@ -28,7 +29,9 @@ typedef struct demo_event {
 
 /* demo_generate makes the events of opts, sorted by time then event_id,
  * into a new array *out of *nout events that the caller frees with
- * demo_events_free. Returns 0 or POND_ENOMEM. */
+ * demo_events_free. The brand is simulated over the whole window whatever
+ * the cutoff, and the events at or after the cutoff are left out, so an
+ * event id always has the same content. Returns 0 or POND_ENOMEM. */
 int demo_generate(const demo_opts *opts, demo_event **out, size_t *nout);
 
 /* demo_events_free frees n events and the array. */

@@ -465,9 +465,6 @@ demo_customer_make(demo_gen *g, int i, pond_time t0)
 	snprintf(c.phone, sizeof(c.phone), "13%03llu%06d",
 	         (unsigned long long)(g->opts->seed % 1000), i);
 	g->customers[i].added = t0;
-	if (t0 >= g->opts->end) {
-		return; /* the window was cut short at now */
-	}
 	demo_added(g, &c, t0, ch, guide);
 	if (demo_chance(g, demo_channels[ch].red_packet_pct) || hunter) {
 		demo_reward(g, &c, c.key, t0 + demo_range(g, MINUTE, HOUR),
@@ -610,6 +607,9 @@ demo_generate(const demo_opts *opts, demo_event **out, size_t *nout)
 	}
 	demo_spend(&g, days);
 	qsort(g.events, g.n, sizeof(*g.events), demo_event_cmp);
+	while (g.n > 0 && g.events[g.n - 1].at >= opts->cutoff) {
+		json_decref(g.events[--g.n].json);
+	}
 done:
 	free(added);
 	free(g.customers);

@@ -117,10 +117,12 @@ demo_stop(demo_world *w)
 	cr_assert_eq(ic_stop(&w->ingest), 0, "pond-ingest exit");
 }
 
-/* demo_run runs `pond demo --seed SEED --customers small` as the
- * publisher of token and returns its stdout (the caller frees). */
+/* demo_run_from runs `pond demo --seed SEED --customers small --days 30`
+ * (from start, unless NULL) as the publisher of token and returns its
+ * stdout (the caller frees). */
 static char *
-demo_run(const demo_world *w, const char *seed, const char *token)
+demo_run_from(const demo_world *w, const char *seed, const char *token,
+              const char *start)
 {
 	char e_dsn[600], e_clock[4200];
 	const char *argv[] = {"pond",
@@ -141,6 +143,8 @@ demo_run(const demo_world *w, const char *seed, const char *token)
 	                      w->tagging_url,
 	                      "--scheduler-url",
 	                      w->scheduler_url,
+	                      start != NULL ? "--start" : NULL,
+	                      start,
 	                      NULL};
 	char *out = NULL;
 
@@ -156,6 +160,13 @@ demo_run(const demo_world *w, const char *seed, const char *token)
 	int status = pond_test_run(argv, env, "demo-cli", &out);
 	cr_assert_eq(status, 0, "pond demo exit %d: %s", status, out);
 	return (out);
+}
+
+/* demo_run is demo_run_from over the 30 days before today. */
+static char *
+demo_run(const demo_world *w, const char *seed, const char *token)
+{
+	return (demo_run_from(w, seed, token, NULL));
 }
 
 /* demo_sql_text runs sql with the publisher id put in for %lld. */
@@ -423,6 +434,54 @@ Test(demo, same_seed_same_events_other_seed_others, .timeout = 240)
 	                               "SELECT count(*) FROM tag_rules"),
 	             7);
 	cr_assert(pond_test_log_wait("demo-cli", "campaigns skipped", 1000));
+	demo_stop(&w);
+}
+
+Test(demo, window_past_now_fills_in_as_time_passes, .timeout = 180)
+{
+	demo_world w;
+	long long pub2, n5, n12;
+	char *out, *fp1, *fp2;
+
+	demo_start(&w);
+	pub2 = ic_add_publisher(w.ingest.dsn, "acme2",
+	                        "pub_demo_two_0123456789");
+	/* 2025-12-20 + 30 days runs past the clock (2026-01-05 00:00 UTC):
+	 * only what is before the clock goes. */
+	out = demo_run_from(&w, "5", w.ingest.token, "2025-12-20");
+	n5 = pond_test_sql_int(w.ingest.dsn, "SELECT count(*) FROM events");
+	demo_acked(out, n5, 0);
+	free(out);
+	cr_assert_eq(
+	        pond_test_sql_int(
+	                w.ingest.dsn,
+	                "SELECT count(*) FROM events WHERE occurred_at >= "
+	                "'2026-01-05T00:00:00Z' OR occurred_at < "
+	                "'2025-12-19T16:00:00Z'"),
+	        0);
+	/* A week later the same command adds the week's events and sends
+	 * the earlier ones as duplicates. */
+	pond_test_clock_write(w.ingest.clock, "2026-01-12T00:00:00Z");
+	out = demo_run_from(&w, "5", w.ingest.token, "2025-12-20");
+	n12 = pond_test_sql_int(w.ingest.dsn, "SELECT count(*) FROM events");
+	cr_assert_gt(n12, n5);
+	demo_acked(out, n12 - n5, n5);
+	free(out);
+	cr_assert_eq(
+	        pond_test_sql_int(w.ingest.dsn,
+	                          "SELECT count(*) FROM events WHERE "
+	                          "occurred_at >= '2026-01-12T00:00:00Z'"),
+	        0);
+	/* And the two runs stored what one run at the later time stores:
+	 * an id's content does not depend on when it was sent. */
+	out = demo_run_from(&w, "5", "pub_demo_two_0123456789", "2025-12-20");
+	demo_acked(out, n12, 0);
+	free(out);
+	fp1 = demo_sql_text(&w, FINGERPRINT_SQL, w.ingest.publisher_id);
+	fp2 = demo_sql_text(&w, FINGERPRINT_SQL, pub2);
+	cr_assert_str_eq(fp1, fp2);
+	free(fp1);
+	free(fp2);
 	demo_stop(&w);
 }
 
