@@ -11,7 +11,7 @@
 #   POND_RUN_PGDIR      where it lives (default build/run-pg); the postgres OS
 #                       user must be able to reach it
 #   POND_RUN_CUSTOMERS  size of the demo (default medium: 2,000 customers,
-#                       about 14,000 events over 90 days)
+#                       about 13,000 events over 90 days)
 #   POND_RUN_SEED       seed of the demo (default 1)
 #
 # Running it again is safe: the cluster keeps its data, the tokens are kept
