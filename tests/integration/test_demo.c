@@ -557,7 +557,7 @@ demo_campaign_ids(const demo_world *w)
 Test(demo, campaigns_reach_the_scheduler, .timeout = 120)
 {
 	const char *bindir = getenv("POND_BIN_DIR");
-	char path[512], *out, *ids;
+	char path[512], *ids;
 	demo_world w;
 
 	snprintf(path, sizeof(path), "%s/pond-scheduler",
@@ -567,20 +567,18 @@ Test(demo, campaigns_reach_the_scheduler, .timeout = 120)
 	}
 	demo_start(&w);
 	demo_start_scheduler(&w);
-	out = demo_run(&w, "3", w.ingest.token);
-	free(out);
-	ids = demo_campaign_ids(&w);
-	/* The five of the demo, with the ids its events carry. */
-	cr_assert_str_eq(ids, "dormant-win-back,festival-offer,invite-3,"
-	                      "repurchase-reminder,welcome-red-packet");
-	free(ids);
-	/* Again: nothing new, and the demo still succeeds. */
-	out = demo_run(&w, "3", w.ingest.token);
-	free(out);
-	ids = demo_campaign_ids(&w);
-	cr_assert_str_eq(ids, "dormant-win-back,festival-offer,invite-3,"
-	                      "repurchase-reminder,welcome-red-packet");
-	free(ids);
+	/* The five of the demo, with the ids its events carry; the second
+	 * run adds nothing and still succeeds. */
+	for (int run = 0; run < 2; run++) {
+		free(demo_run(&w, "3", w.ingest.token));
+		ids = demo_campaign_ids(&w);
+		cr_assert_str_eq(ids,
+		                 "dormant-win-back,festival-offer,"
+		                 "invite-3,repurchase-reminder,"
+		                 "welcome-red-packet",
+		                 "run %d", run);
+		free(ids);
+	}
 	cr_assert(pond_test_log_wait(
 	        "demo-cli", "campaign invite-3-friends is already there",
 	        1000));
