@@ -17,7 +17,9 @@
 #ifndef POND_CLI_H
 #define POND_CLI_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -155,5 +157,44 @@ void pond_cli_table_print(const pond_cli_table *t, FILE *out);
 
 /* pond_cli_table_free frees the rows. */
 void pond_cli_table_free(pond_cli_table *t);
+
+/* POND_CLI_PUBLISH_BATCH is how many events go in one IngestBatch. */
+#define POND_CLI_PUBLISH_BATCH 500
+
+/* pond_cli_publish_totals sums the per-event statuses of the acks. */
+typedef struct pond_cli_publish_totals {
+	size_t accepted, duplicate, rejected;
+} pond_cli_publish_totals;
+
+/* pond_cli_publish_progress is told after each acked batch how many of
+ * the total events have been sent. */
+typedef void (*pond_cli_publish_progress)(size_t done, size_t total,
+                                          void *arg);
+
+/* pond_cli_publish_open dials ingest at url with a REQ socket (answers
+ * bounded in size, waited for at most 30 s); on failure it prints why and
+ * returns POND_CLI_FAIL. The caller nng_close()s the socket. */
+int pond_cli_publish_open(nng_socket *sock, const char *url) POND_MUSTCHECK;
+
+/* pond_cli_publish sends the events of list (a JSON array of events in
+ * their proto3 JSON form) with token in batches, waits for each ack and
+ * adds the statuses to tot; rejected events are printed on stderr. An
+ * event the codec refuses, a refused batch or a missing answer stops it
+ * with POND_CLI_FAIL (after a message). progress (may be NULL) is called
+ * after each batch. */
+int pond_cli_publish(nng_socket sock, const char *token, const json_t *list,
+                     pond_cli_publish_totals *tot,
+                     pond_cli_publish_progress progress,
+                     void *arg) POND_MUSTCHECK;
+
+/* pond_cli_http sends one HTTP request to base_url ("http://HOST:PORT")
+ * + path with "Authorization: Bearer token" and a JSON body (NULL: none),
+ * and reads the whole answer: *status and its body in *reply (the caller
+ * frees). Returns 0, or -1 when the service could not be reached or did
+ * not answer HTTP (a message says which only when it cannot resolve the
+ * host). */
+int pond_cli_http(const char *base_url, const char *method, const char *path,
+                  const char *token, const char *body, int *status,
+                  char **reply) POND_MUSTCHECK;
 
 #endif

@@ -12,11 +12,8 @@
  * clock that caught up) is replayed as it was, without --file.
  */
 #include <jansson.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "db.h"
@@ -132,62 +129,6 @@ rejected_show(pond_cli *cli, int argc, char **argv)
 	return (POND_CLI_OK);
 }
 
-/* http_post sends body to http://HOST:PORT/path and returns the status, or
- * -1 when ingest cannot be reached; *reply (caller frees) gets the body. */
-static int
-http_post(const char *base, const char *path, const char *token,
-          const char *body, char **reply)
-{
-	char host[256], port[16] = "80", head[1024];
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-	size_t cap = 4096, len = 0;
-	char *buf;
-	int fd, status = -1;
-	ssize_t n;
-
-	if (sscanf(base, "http://%255[^:/]:%15[0-9]", host, port) < 1 ||
-	    getaddrinfo(host, port, &hints, &ai) != 0) {
-		return (-1);
-	}
-	fd = socket(ai->ai_family, ai->ai_socktype, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-		freeaddrinfo(ai);
-		if (fd >= 0) {
-			close(fd);
-		}
-		return (-1);
-	}
-	freeaddrinfo(ai);
-	snprintf(head, sizeof(head),
-	         "POST %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-	         "Content-Type: application/json\r\nContent-Length: "
-	         "%zu\r\n\r\n",
-	         path, host, token, strlen(body));
-	if ((buf = malloc(cap)) == NULL || write(fd, head, strlen(head)) < 0 ||
-	    write(fd, body, strlen(body)) < 0) {
-		free(buf);
-		close(fd);
-		return (-1);
-	}
-	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			char *grown = realloc(buf, cap *= 2);
-			if (grown == NULL) {
-				break;
-			}
-			buf = grown;
-		}
-	}
-	close(fd);
-	buf[len] = '\0';
-	sscanf(buf, "HTTP/%*s %d", &status);
-	const char *sep = strstr(buf, "\r\n\r\n");
-	*reply = strdup(sep != NULL ? sep + 4 : "");
-	free(buf);
-	return (status);
-}
-
 static int
 rejected_replay(pond_cli *cli, int argc, char **argv)
 {
@@ -226,11 +167,12 @@ rejected_replay(pond_cli *cli, int argc, char **argv)
 	json_decref(result);
 	snprintf(path, sizeof(path), "/v1/rejected/%lld/replay",
 	         (long long)id);
-	status = http_post(
+	rv = pond_cli_http(
 	        url != NULL && *url != '\0' ? url : "http://127.0.0.1:8400",
-	        path, token, body != NULL ? body : "", &reply);
+	        "POST", path, token, body != NULL ? body : "", &status,
+	        &reply);
 	free(body);
-	if (status < 0) {
+	if (rv != 0) {
 		free(reply);
 		return (pond_cli_fail("cannot reach ingest over HTTP"));
 	}
