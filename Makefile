@@ -8,6 +8,7 @@
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
+#   make test-dashboard  the dashboard page in headless Chromium (mock API)
 #   make format     clang-format every C file in place
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
@@ -165,7 +166,7 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 
 # --- top-level targets --------------------------------------------------------
 .PHONY: all deps test test-build run bench bench-build images test-compose \
-	format format-check clean
+	format format-check clean test-dashboard
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -206,6 +207,13 @@ images:
 test-compose: deps images
 	$(MAKE) --no-print-directory BUILD=release all
 	sh tests/compose/run.sh build/release
+
+# test-dashboard: the dashboard page in headless Chromium (tests/dashboard/),
+# against the mock API over the built files; with POND_DASHBOARD_URL and
+# POND_DASHBOARD_TOKEN set, against that pond-reporting instead.
+test-dashboard: deps $(DASH_GEN) $(NPM_STAMP)
+	POND_DASHBOARD_ASSETS=$(O)/gen/dashboard \
+		node tests/dashboard/dashboard.test.js
 
 format:
 	clang-format -i $(C_FILES)

@@ -1,0 +1,459 @@
+/*
+ * dashboard.test.js - drives the dashboard in headless Chromium and checks
+ * that every panel shows the numbers the reporting API returns.
+ *
+ *   node tests/dashboard/dashboard.test.js        (make test-dashboard)
+ *
+ * Against any server: POND_DASHBOARD_URL (e.g. http://127.0.0.1:8403) and
+ * POND_DASHBOARD_TOKEN (a read token). Without a URL it starts the mock
+ * (mock.js) over the built files in POND_DASHBOARD_ASSETS. Optional:
+ * POND_DASHBOARD_FROM / _TO (the period; the page's default otherwise),
+ * POND_DASHBOARD_CUSTOMER (a key for the lookup; else the top inviter),
+ * POND_CHROMIUM (default /usr/bin/chromium). The full-page screenshot goes
+ * to $POND_TEST_ARTIFACTS/dashboard.png (default build/test-artifacts).
+ *
+ * For each report the test asks the API itself, with the period and "as of"
+ * the page shows, and compares every figure of every row with the cell the
+ * page marks data-key=ROW data-field=FIGURE, formatted by format.js (the
+ * page's own rules: fen as yuan with 2 decimals, ratios as percents). Which
+ * figure is money, a ratio or a count is written here, independently of
+ * the page. It also checks that the page asked nothing of any other origin
+ * and logged no error.
+ */
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const fs = require("fs");
+const path = require("path");
+
+const root = path.resolve(__dirname, "../..");
+const fmt = require(path.join(root, "services/reporting/dashboard/format.js"));
+const { chromium } = require(path.join(root, "web/node_modules/playwright-core"));
+
+const LTV_DAYS = [7, 30, 60, 90];
+const RETENTION_WEEKS = 8;
+const FUNNEL_WINDOW_DAYS = 30;
+
+let base, token, mock, browser, page, state;
+const offOrigin = [];
+const pageErrors = [];
+
+/* --- the API, asked directly --------------------------------------------- */
+
+async function api(p, params) {
+	const q = new URLSearchParams();
+	Object.entries(params || {}).forEach(([k, v]) => {
+		if (v !== null && v !== undefined && v !== "") {
+			q.set(k, String(v));
+		}
+	});
+	const url = `${base}${p}${q.toString() ? "?" + q : ""}`;
+	const resp = await fetch(url, {
+		headers: { Authorization: `Bearer ${token}` },
+	});
+	assert.equal(resp.status, 200, `${url} answered ${resp.status}`);
+	return resp.json();
+}
+
+function period(extra) {
+	return { from: state.from, to: state.to, as_of: state.as_of, ...extra };
+}
+
+/* --- the page, read ------------------------------------------------------- */
+
+/* readTables returns the tables of a panel as [{key: {field: text}}]. */
+function readTables(panelId) {
+	return page.$$eval(`#${panelId} table`, (tables) => tables.map((t) => {
+		const rows = {};
+		t.querySelectorAll("tr[data-key]").forEach((tr) => {
+			const cells = {};
+			tr.querySelectorAll("td[data-field]").forEach((td) => {
+				cells[td.dataset.field] = td.textContent;
+			});
+			rows[tr.dataset.key] = cells;
+		});
+		return rows;
+	}));
+}
+
+/* readFigures returns {field: text} of the labelled figures in sel. */
+function readFigures(sel) {
+	return page.$$eval(`${sel} [data-field]`, (els) =>
+		Object.fromEntries(els.map((e) => [e.dataset.field,
+			e.textContent])));
+}
+
+/* expectRows checks that table shows exactly the rows of apiRows (by
+ * key(row)) and, for each, fields: {field: format name or function}. */
+function expectRows(what, table, apiRows, key, fields) {
+	assert.deepEqual(Object.keys(table).sort(),
+		apiRows.map(key).map(String).sort(), `${what}: rows`);
+	apiRows.forEach((row) => {
+		const shown = table[String(key(row))];
+		Object.entries(fields).forEach(([field, format]) => {
+			const want = typeof format === "function" ? format(row) :
+				fmt[format](dig(row, field));
+			assert.equal(shown[field], want,
+				`${what} ${key(row)} ${field}`);
+		});
+	});
+}
+
+function dig(obj, dotted) {
+	return dotted.split(".").reduce((v, k) => (v == null ? v : v[k]), obj);
+}
+
+async function waitReady() {
+	await page.waitForFunction(() =>
+		["ready", "error"].includes(document.body.dataset.state),
+		null, { timeout: 60000 });
+	const status = await page.textContent("#status");
+	assert.equal(await page.getAttribute("body", "data-state"), "ready",
+		`the page did not load every panel: ${status}`);
+}
+
+/* --- set-up --------------------------------------------------------------- */
+
+before(async () => {
+	base = process.env.POND_DASHBOARD_URL;
+	token = process.env.POND_DASHBOARD_TOKEN;
+	if (!base) {
+		const dir = process.env.POND_DASHBOARD_ASSETS;
+		assert.ok(dir && fs.existsSync(path.join(dir, "index.html")),
+			"POND_DASHBOARD_ASSETS must name the built dashboard files");
+		token = token || "mock-read-token";
+		mock = await require("./mock").start(dir, token, 0);
+		base = mock.url;
+	}
+	assert.ok(token, "POND_DASHBOARD_TOKEN is needed with a URL");
+	base = base.replace(/\/+$/, "");
+	browser = await chromium.launch({
+		executablePath: process.env.POND_CHROMIUM || "/usr/bin/chromium",
+		args: ["--no-sandbox", "--disable-gpu"],
+	});
+	page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+	const origin = new URL(base).origin;
+	page.on("request", (r) => {
+		const u = new URL(r.url());
+		if (u.origin !== origin && u.protocol !== "data:") {
+			offOrigin.push(r.url());
+		}
+	});
+	page.on("pageerror", (e) => pageErrors.push(String(e)));
+	page.on("console", (m) => {
+		if (m.type() === "error") {
+			pageErrors.push(m.text());
+		}
+	});
+	const q = new URLSearchParams();
+	if (process.env.POND_DASHBOARD_FROM) {
+		q.set("from", process.env.POND_DASHBOARD_FROM);
+	}
+	if (process.env.POND_DASHBOARD_TO) {
+		q.set("to", process.env.POND_DASHBOARD_TO);
+	}
+	await page.goto(`${base}/${q.toString() ? "?" + q : ""}`);
+});
+
+after(async () => {
+	if (browser) {
+		await browser.close();
+	}
+	if (mock) {
+		mock.server.close();
+	}
+});
+
+/* --- the tests ------------------------------------------------------------ */
+
+test("asks for a read token, refuses a wrong one, then loads", async () => {
+	await page.waitForSelector("#token-dialog[open]");
+	await page.fill("#token-input", "not-a-token");
+	await page.click("#token-submit");
+	await page.waitForFunction(() =>
+		document.querySelector("#token-error").textContent.includes("401"));
+	assert.ok(await page.isVisible("#token-dialog[open]"));
+	await page.fill("#token-input", token);
+	await page.click("#token-submit");
+	await waitReady();
+	state = await page.evaluate(() => ({
+		from: document.querySelector("#from").value,
+		to: document.querySelector("#to").value,
+		as_of: document.querySelector("#as_of").value,
+	}));
+	assert.match(state.from, /^\d{4}-\d{2}-\d{2}$/);
+	assert.ok(state.as_of.length > 0);
+	/* Kept for the session: a reload asks no more. */
+	await page.reload();
+	await waitReady();
+	assert.equal(await page.isVisible("#token-dialog[open]"), false);
+	/* The 401 above is the browser's own console line, not a page error. */
+	pageErrors.splice(0, pageErrors.length,
+		...pageErrors.filter((e) => !/401/.test(e)));
+});
+
+test("acquisition by channel", async () => {
+	const r = await api("/v1/reports/acquisition", period());
+	const [table] = await readTables("panel-acquisition");
+	const rows = [...r.rows, { ...r.total, channel: "total" }];
+	expectRows("acquisition", table, rows, (x) => x.channel, {
+		new_customers: "count",
+		spend_fen: "money",
+		cac_fen: "money",
+		incentive_fen: "money",
+		full_cac_fen: "money",
+	});
+	/* The channel picker offers every channel of the period. */
+	const options = await page.$$eval("#channel option",
+		(os) => os.map((o) => o.value).filter(Boolean));
+	assert.deepEqual(options.sort(), r.rows.map((x) => x.channel).sort());
+});
+
+test("LTV curves per cohort", async () => {
+	const r = await api("/v1/reports/ltv",
+		period({ days: LTV_DAYS.join(",") }));
+	const [table] = await readTables("panel-ltv");
+	const fields = { cohort_size: "count" };
+	LTV_DAYS.forEach((d) => { fields[`ltv_fen.${d}`] = "money"; });
+	expectRows("ltv", table, r.rows, (x) => x.channel, fields);
+	assert.ok(r.rows.some((x) => x.channel === "all"));
+});
+
+test("payback per channel", async () => {
+	const r = await api("/v1/reports/payback", period());
+	const [table] = await readTables("panel-payback");
+	expectRows("payback", table, r.rows, (x) => x.channel, {
+		full_cac_fen: "money",
+		payback_days: "days",
+	});
+});
+
+test("lifecycle ladder and repurchase", async () => {
+	const life = await api("/v1/reports/lifecycle", { as_of: state.as_of });
+	const [table] = await readTables("panel-lifecycle");
+	expectRows("lifecycle", table, life.rows, (x) => x.stage,
+		{ customers: "count" });
+	/* API.md: every stage has a row, zero or not. */
+	assert.deepEqual(Object.keys(table).sort(), ["first_purchase", "loyal",
+		"member", "potential", "repurchase"]);
+	const rep = await api("/v1/reports/repurchase", period());
+	const shown = await readFigures("#repurchase");
+	const t = rep.total;
+	assert.deepEqual(shown, {
+		buyers: fmt.count(t.buyers),
+		repeat_buyers: fmt.count(t.repeat_buyers),
+		repurchase_rate: fmt.percent(t.repurchase_rate),
+		lifetime_buyers: fmt.count(t.lifetime_buyers),
+		lifetime_repeat_buyers: fmt.count(t.lifetime_repeat_buyers),
+		lifetime_repurchase_rate: fmt.percent(t.lifetime_repurchase_rate),
+	});
+});
+
+test("retention heatmap", async () => {
+	const r = await api("/v1/reports/retention",
+		period({ weeks: RETENTION_WEEKS }));
+	const [table] = await readTables("panel-retention");
+	const fields = { cohort_size: "count" };
+	for (let k = 0; k < RETENTION_WEEKS; k++) {
+		fields[`retained.${k}`] = "percent";
+	}
+	expectRows("retention", table, r.rows, (x) => x.week, fields);
+	/* The heatmap has a cell per known share. */
+	const known = r.rows.reduce((n, x) =>
+		n + x.retained.filter((v) => v !== null).length, 0);
+	const cells = await page.evaluate(() => {
+		const c = echarts.getInstanceByDom(
+			document.querySelector("#panel-retention .chart"));
+		return c.getOption().series[0].data.length;
+	});
+	assert.equal(cells, known);
+});
+
+test("funnel", async () => {
+	const r = await api("/v1/reports/funnel",
+		period({ window_days: FUNNEL_WINDOW_DAYS }));
+	const [table] = await readTables("panel-funnel");
+	expectRows("funnel", table, r.rows, (x) => x.step, {
+		customers: "count",
+		rate_from_previous: "percent",
+		rate_from_first: "percent",
+	});
+	assert.deepEqual(r.rows.map((x) => x.step),
+		["added", "first_order", "second_order", "member"]);
+});
+
+test("campaigns with ROI and lift", async () => {
+	const r = await api("/v1/reports/campaigns", period());
+	const [table] = await readTables("panel-campaigns");
+	/* suppressed is a count by reason; the page shows their sum. */
+	const suppressed = (x) => fmt.count(typeof x.suppressed === "object" ?
+		Object.values(x.suppressed).reduce((a, b) => a + b, 0) :
+		x.suppressed);
+	expectRows("campaigns", table, r.rows, (x) => x.campaign_id, {
+		audience: "count",
+		sent: "count",
+		delivered: "count",
+		failed: "count",
+		suppressed,
+		conversions: "count",
+		revenue_fen: "money",
+		cost_fen: "money",
+		roi: "percent",
+		holdout_size: "count",
+		holdout_conversions: "count",
+		lift: "percent",
+	});
+});
+
+test("fission", async () => {
+	const r = await api("/v1/reports/fission", period());
+	const t = r.total;
+	const shown = await readFigures("#panel-fission .figures");
+	assert.deepEqual(shown, {
+		invites_shared: fmt.count(t.invites_shared),
+		inviters: fmt.count(t.inviters),
+		invitees_added: fmt.count(t.invitees_added),
+		successful_inviters: fmt.count(t.successful_inviters),
+		k_factor: fmt.factor(t.k_factor),
+	});
+	const [table] = await readTables("panel-fission");
+	expectRows("top inviters", table, t.top_inviters,
+		(x) => x.customer_key, { invitees: "count" });
+});
+
+test("guides and stores leaderboard", async () => {
+	const r = await api("/v1/reports/guides", period());
+	const [guides, stores] = await readTables("panel-guides");
+	const fields = {
+		customers_added: "count",
+		net_revenue_fen: "money",
+		tier: "count",
+		rate: "percent",
+		commission_fen: "money",
+	};
+	const key = (x) => `${x.kind}:${x.kind === "guide" ? x.guide_id :
+		x.store_id}`;
+	expectRows("guides", guides, r.rows.filter((x) => x.kind === "guide"),
+		key, fields);
+	expectRows("stores", stores, r.rows.filter((x) => x.kind === "store"),
+		key, fields);
+	/* A leaderboard: most net revenue first. */
+	const order = await page.$$eval(
+		"#panel-guides table:first-of-type tr[data-key]",
+		(trs) => trs.map((tr) => tr.dataset.key));
+	const want = r.rows.filter((x) => x.kind === "guide")
+		.sort((a, b) => b.net_revenue_fen - a.net_revenue_fen).map(key);
+	assert.deepEqual(order, want);
+});
+
+test("portrait, by region and by channel", async () => {
+	for (const groupBy of ["region", "channel"]) {
+		if (groupBy !== "region") {
+			await page.selectOption("#group_by", groupBy);
+			await page.waitForSelector(
+				"#panel-portrait[data-state=ready]");
+		}
+		const r = await api("/v1/reports/portrait",
+			{ as_of: state.as_of, group_by: groupBy });
+		const [table] = await readTables("panel-portrait");
+		expectRows(`portrait ${groupBy}`, table, r.rows,
+			(x) => (x.value === null ? "(none)" : x.value),
+			{ customers: "count", share: "percent" });
+	}
+	await page.selectOption("#group_by", "region");
+	await page.waitForSelector("#panel-portrait[data-state=ready]");
+});
+
+test("goals with their progress", async () => {
+	const r = await api("/v1/goals");
+	const goals = Array.isArray(r) ? r : r.rows || r.goals;
+	const [table] = await readTables("panel-goals");
+	const target = (g) => (g.target !== null && typeof g.target === "object" ?
+		g.target.value : g.target);
+	expectRows("goals", table, goals, (g) => g.id, {
+		baseline: (g) => fmt.metric(g.metric, g.baseline),
+		target: (g) => fmt.metric(g.metric, target(g)),
+		current: (g) => fmt.metric(g.metric, g.current),
+		progress: "percent",
+		on_track: (g) => (g.on_track ? "yes" : "no"),
+	});
+});
+
+test("channel picker narrows acquisition, LTV and payback", async () => {
+	const channels = await page.$$eval("#channel option",
+		(os) => os.map((o) => o.value).filter(Boolean));
+	assert.ok(channels.length > 0, "no channel to pick");
+	const channel = channels[0];
+	await page.selectOption("#channel", channel);
+	await waitReady();
+	const acq = await api("/v1/reports/acquisition", period({ channel }));
+	const [table] = await readTables("panel-acquisition");
+	expectRows("acquisition of one channel", table,
+		[...acq.rows, { ...acq.total, channel: "total" }],
+		(x) => x.channel, { new_customers: "count", full_cac_fen: "money" });
+	assert.deepEqual(Object.keys(table).sort(), [channel, "total"].sort());
+	const pb = await api("/v1/reports/payback", period({ channel }));
+	const [pbTable] = await readTables("panel-payback");
+	expectRows("payback of one channel", pbTable, pb.rows,
+		(x) => x.channel, { payback_days: "days" });
+	await page.selectOption("#channel", "");
+	await waitReady();
+});
+
+test("customer lookup", async () => {
+	let key = process.env.POND_DASHBOARD_CUSTOMER;
+	if (!key) {
+		const f = await api("/v1/reports/fission", period());
+		key = (f.total.top_inviters[0] || {}).customer_key;
+	}
+	assert.ok(key, "no customer to look up (set POND_DASHBOARD_CUSTOMER)");
+	const c = await api(`/v1/customers/${encodeURIComponent(key)}`);
+	await page.fill("#customer-key", key);
+	await page.click("#customer-form button");
+	await page.waitForSelector("#panel-customer[data-state=ready]");
+	const shown = await readFigures("#panel-customer .figures");
+	assert.equal(shown.customer_key, key);
+	assert.equal(shown.lifecycle,
+		c.lifecycle || c.stage || (c.profile || {}).lifecycle);
+	assert.equal(shown.events, fmt.count(c.events.length));
+	const tags = await page.$$eval("#panel-customer .tags li",
+		(lis) => lis.map((li) => li.textContent));
+	assert.deepEqual(tags, c.tags.map((t) =>
+		(typeof t === "string" ? t : t.tag)));
+	const [events] = await readTables("panel-customer");
+	assert.deepEqual(Object.keys(events).sort(),
+		c.events.map((e) => String(e.event_id)).sort());
+	/* An unknown key is said so, not a crash. */
+	await page.fill("#customer-key", "no-such-customer-\u00e9");
+	await page.click("#customer-form button");
+	await page.waitForSelector("#panel-customer[data-state=error]");
+	assert.match(await page.textContent("#panel-customer .figures"),
+		/No customer/);
+	pageErrors.splice(0, pageErrors.length,
+		...pageErrors.filter((e) => !/404/.test(e)));
+	await page.fill("#customer-key", key);
+	await page.click("#customer-form button");
+	await page.waitForSelector("#panel-customer[data-state=ready]");
+});
+
+test("every panel drawn, nothing fetched elsewhere, screenshot", async () => {
+	const panels = await page.$$eval("section.panel", (ss) => ss.map((s) =>
+		({ id: s.id, state: s.dataset.state,
+			canvas: !!s.querySelector(".chart canvas, .chart svg"),
+			chart: !!s.querySelector(".chart") })));
+	assert.equal(panels.length, 12);
+	panels.forEach((p) => {
+		assert.equal(p.state, "ready", `${p.id} is ${p.state}`);
+		assert.ok(!p.chart || p.canvas, `${p.id} has no chart drawn`);
+	});
+	assert.deepEqual(offOrigin, [], "requests to other origins");
+	assert.deepEqual(pageErrors, [], "errors in the page");
+	const dir = process.env.POND_TEST_ARTIFACTS ||
+		path.join(root, "build/test-artifacts");
+	fs.mkdirSync(dir, { recursive: true });
+	const file = path.join(dir, "dashboard.png");
+	await page.screenshot({ path: file, fullPage: true });
+	assert.ok(fs.statSync(file).size > 10000);
+	console.log(`# screenshot: ${file}`);
+});
