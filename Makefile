@@ -114,7 +114,7 @@ $(NPM_STAMP): web/package.json web/package-lock.json
 
 web/node_modules/echarts/dist/echarts.min.js: $(NPM_STAMP)
 
-$(DASH_GEN): $(DASH_FILES) mk/dashboard.sh | $(O)/gen
+$(DASH_GEN): $(DASH_FILES) $(NPM_STAMP) mk/dashboard.sh | $(O)/gen
 	sh mk/dashboard.sh $(O)/gen/dashboard $(DASH_FILES) > $@.tmp
 	mv $@.tmp $@
 

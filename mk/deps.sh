@@ -12,7 +12,7 @@ build-essential pkg-config clang-format
 libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
 libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
 postgresql-15 prometheus
-nodejs npm chromium
+nodejs npm chromium fonts-wqy-microhei
 "}
 
 # node and npm may come from elsewhere (NodeSource's nodejs bundles its own

@@ -271,9 +271,9 @@ function goal(id, metric, params, baseline, target, current, elapsed) {
 	const progress = Math.min(1, Math.max(0,
 		(current - baseline) / (target - baseline)));
 	return { id, metric, params, baseline_from: "2026-07-01",
-		baseline_to: "2026-10-01", baseline, target,
+		baseline_to: "2026-10-01", baseline, target, target_value: target,
 		deadline: "2026-12-31T16:00:00Z", current, progress,
-		on_track: progress >= elapsed };
+		time_elapsed: elapsed, on_track: progress >= elapsed };
 }
 
 function goals() {
@@ -297,9 +297,9 @@ const CUSTOMERS = {
 		tags: ["lifecycle:repurchase", "vip", "repurchase_due"],
 		events: [
 			{ event_id: "e-3", occurred_at: "2026-10-20T02:00:00Z",
-				order_paid: { order_id: "o-2", amount_fen: 12900 } },
+				order_paid: { order_id: "o-2", amount_fen: "12900" } },
 			{ event_id: "e-2", occurred_at: "2026-10-09T11:30:00Z",
-				order_paid: { order_id: "o-1", amount_fen: 12900 } },
+				order_paid: { order_id: "o-1", amount_fen: "12900" } },
 			{ event_id: "e-1", occurred_at: "2026-10-06T08:00:00Z",
 				contact_added: { channel: "insert_card",
 					guide_id: "g-01" } },

@@ -196,6 +196,8 @@
 	const yuan = (fen) => (fen === null ? null : fen / 100);
 	const pct = (r) => (r === null ? null : Math.round(r * 1000) / 10);
 	const channelName = (row) => row.channel;
+	const channelColumn = (label) =>
+		({ field: "channel", label, text: true, format: channelName });
 
 	/* --- panels ------------------------------------------------------ */
 
@@ -208,8 +210,7 @@
 			const r = await api("/v1/reports/acquisition",
 				{ ...period(state), channel: state.channel });
 			const cols = [
-				{ field: "channel", label: "channel", text: true,
-					format: channelName },
+				channelColumn("channel"),
 				{ field: "new_customers", label: "new customers",
 					format: "count" },
 				{ field: "spend_fen", label: "spend", format: "money" },
@@ -248,8 +249,7 @@
 				channel: state.channel,
 			});
 			const cols = [
-				{ field: "channel", label: "cohort", text: true,
-					format: channelName },
+				channelColumn("cohort"),
 				{ field: "cohort_size", label: "customers",
 					format: "count" },
 				...LTV_DAYS.map((d) => ({
@@ -277,8 +277,7 @@
 			const r = await api("/v1/reports/payback",
 				{ ...period(state), channel: state.channel });
 			const cols = [
-				{ field: "channel", label: "channel", text: true,
-					format: channelName },
+				channelColumn("channel"),
 				{ field: "full_cac_fen", label: "full CAC",
 					format: "money" },
 				{ field: "payback_days", label: "payback (days)",
@@ -552,6 +551,8 @@
 					format: (g) => fmt.metric(g.metric, g.current) },
 				{ field: "progress", label: "progress",
 					format: "percent" },
+				{ field: "time_elapsed", label: "time elapsed",
+					format: "percent" },
 				{ field: "on_track", label: "on track", text: true,
 					format: (g) => (g.on_track ? "yes" : "no") },
 				{ field: "deadline", label: "deadline", text: true,
@@ -600,10 +601,11 @@
 		return r.rows || r.goals || [];
 	}
 
-	/* goalTarget is the target as a value ({"value": v} or a number). */
+	/* goalTarget is the target as a value: the service's target_value
+	 * (a relative target_change resolved against the baseline), else
+	 * target itself. */
 	function goalTarget(g) {
-		const t = g.target;
-		return t !== null && typeof t === "object" ? t.value : t;
+		return "target_value" in g ? g.target_value : g.target;
 	}
 
 	/* --- customer lookup --------------------------------------------- */
@@ -675,7 +677,7 @@
 		if (v === null) {
 			return fmt.NONE;
 		}
-		return /_fen$/.test(key) ? fmt.money(v) : String(v);
+		return /_fen$/.test(key) ? fmt.money(Number(v)) : String(v);
 	}
 
 	/* eventType is the event's body name: its "type", or the one known
@@ -697,7 +699,7 @@
 		return Object.entries(body)
 			.filter(([, v]) => v !== null && typeof v !== "object")
 			.map(([k, v]) => (/_fen$/.test(k) ?
-				`${k.replace(/_fen$/, "")} ${fmt.money(v)}` :
+				`${k.replace(/_fen$/, "")} ${fmt.money(Number(v))}` :
 				`${k} ${v}`))
 			.join(", ");
 	}
