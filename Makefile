@@ -121,6 +121,7 @@ $(DASH_GEN): $(DASH_FILES) $(NPM_STAMP) mk/dashboard.sh | $(O)/gen
 $(DASH_GEN_OBJ): GENFLAGS += -Iservices/reporting
 $(DASH_GEN_OBJ): services/reporting/dashboard.h common/http.h
 $(O)/bin/pond-reporting: $(DASH_GEN_OBJ)
+$(O)/bin/pond-dashboard-serve: $(DASH_OBJ) $(DASH_GEN_OBJ)
 SERVICE_LIBOBJ := $(sort $(SERVICE_LIBOBJ) $(DASH_OBJ)) $(DASH_GEN_OBJ)
 
 # The CLI checks tag rules with the tagging service's condition parser.
@@ -209,10 +210,11 @@ test-compose: deps images
 	sh tests/compose/run.sh build/release
 
 # test-dashboard: the dashboard page in headless Chromium (tests/dashboard/),
-# against the mock API over the built files; with POND_DASHBOARD_URL and
-# POND_DASHBOARD_TOKEN set, against that pond-reporting instead.
-test-dashboard: deps $(DASH_GEN) $(NPM_STAMP)
-	POND_DASHBOARD_ASSETS=$(O)/gen/dashboard \
+# against the mock API, the page served by pond-dashboard-serve (the
+# embedded files); with POND_DASHBOARD_URL and POND_DASHBOARD_TOKEN set,
+# against that pond-reporting instead.
+test-dashboard: deps $(O)/bin/pond-dashboard-serve $(NPM_STAMP)
+	POND_DASHBOARD_SERVER=$(O)/bin/pond-dashboard-serve \
 		node tests/dashboard/dashboard.test.js
 
 format:

@@ -5,8 +5,10 @@
  *   node tests/dashboard/dashboard.test.js        (make test-dashboard)
  *
  * Against any server: POND_DASHBOARD_URL (e.g. http://127.0.0.1:8403) and
- * POND_DASHBOARD_TOKEN (a read token). Without a URL it starts the mock
- * (mock.js) over the built files in POND_DASHBOARD_ASSETS. Optional:
+ * POND_DASHBOARD_TOKEN (a read token). Without a URL it starts the mock API
+ * (mock.js), with the page served by POND_DASHBOARD_SERVER (the program
+ * pond-dashboard-serve: the files embedded in C) or, failing that, from the
+ * directory POND_DASHBOARD_ASSETS. Optional:
  * POND_DASHBOARD_FROM / _TO (the period; the page's default otherwise),
  * POND_DASHBOARD_CUSTOMER (a key for the lookup; else the top inviter),
  * POND_CHROMIUM (default /usr/bin/chromium). The full-page screenshot goes
@@ -26,6 +28,7 @@ const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("fs");
 const path = require("path");
+const { spawn } = require("child_process");
 
 const root = path.resolve(__dirname, "../..");
 const fmt = require(path.join(root, "services/reporting/dashboard/format.js"));
@@ -35,7 +38,8 @@ const LTV_DAYS = [7, 30, 60, 90];
 const RETENTION_WEEKS = 8;
 const FUNNEL_WINDOW_DAYS = 30;
 
-let base, token, mock, browser, page, state;
+let base, token, mock, fileServer, browser, page, state;
+const served = {}; /* path -> response headers, of the page's files */
 const offOrigin = [];
 const pageErrors = [];
 
@@ -119,11 +123,15 @@ before(async () => {
 	base = process.env.POND_DASHBOARD_URL;
 	token = process.env.POND_DASHBOARD_TOKEN;
 	if (!base) {
-		const dir = process.env.POND_DASHBOARD_ASSETS;
-		assert.ok(dir && fs.existsSync(path.join(dir, "index.html")),
-			"POND_DASHBOARD_ASSETS must name the built dashboard files");
+		let files = process.env.POND_DASHBOARD_ASSETS;
+		if (process.env.POND_DASHBOARD_SERVER) {
+			files = await startFileServer(
+				process.env.POND_DASHBOARD_SERVER);
+		}
+		assert.ok(files, "POND_DASHBOARD_URL, POND_DASHBOARD_SERVER " +
+			"or POND_DASHBOARD_ASSETS is needed");
 		token = token || "mock-read-token";
-		mock = await require("./mock").start(dir, token, 0);
+		mock = await require("./mock").start(files, token, 0);
 		base = mock.url;
 	}
 	assert.ok(token, "POND_DASHBOARD_TOKEN is needed with a URL");
@@ -138,6 +146,13 @@ before(async () => {
 		const u = new URL(r.url());
 		if (u.origin !== origin && u.protocol !== "data:") {
 			offOrigin.push(r.url());
+		}
+	});
+	page.on("response", async (r) => {
+		const u = new URL(r.url());
+		if (u.origin === origin && !u.pathname.startsWith("/v1/")) {
+			(served[u.pathname] = served[u.pathname] || []).push(
+				{ status: r.status(), headers: await r.allHeaders() });
 		}
 	});
 	page.on("pageerror", (e) => pageErrors.push(String(e)));
@@ -163,7 +178,28 @@ after(async () => {
 	if (mock) {
 		mock.server.close();
 	}
+	if (fileServer) {
+		fileServer.kill("SIGTERM");
+	}
 });
+
+/* startFileServer runs pond-dashboard-serve and resolves with its URL. */
+function startFileServer(program) {
+	fileServer = spawn(program, [], { stdio: ["ignore", "pipe", "inherit"] });
+	return new Promise((resolve, reject) => {
+		let out = "";
+		fileServer.on("error", reject);
+		fileServer.on("exit", (code) => reject(new Error(
+			`${program} exited with ${code}`)));
+		fileServer.stdout.on("data", (chunk) => {
+			out += chunk;
+			const m = out.match(/port (\d+)/);
+			if (m) {
+				resolve(`http://127.0.0.1:${m[1]}`);
+			}
+		});
+	});
+}
 
 /* --- the tests ------------------------------------------------------------ */
 
@@ -452,6 +488,20 @@ test("every panel drawn, nothing fetched elsewhere, screenshot", async () => {
 		assert.ok(!p.chart || p.canvas, `${p.id} has no chart drawn`);
 	});
 	assert.deepEqual(offOrigin, [], "requests to other origins");
+	/* The page's own files, and how the server sent them (pond-reporting
+	 * and pond-dashboard-serve: an ETag, and ECharts gzipped). */
+	assert.deepEqual(Object.keys(served).sort(), ["/", "/assets/app.css",
+		"/assets/app.js", "/assets/echarts.min.js", "/assets/format.js"]);
+	if (!mock || process.env.POND_DASHBOARD_SERVER) {
+		const [first, ...again] = served["/assets/echarts.min.js"];
+		assert.equal(first.status, 200);
+		/* The reload of the first test revalidated: 304, no body. */
+		assert.ok(again.length > 0 &&
+			again.every((x) => x.status === 304),
+			JSON.stringify(again.map((x) => x.status)));
+		assert.match(first.headers.etag || "", /^"[0-9a-f]{16}-gz"$/);
+		assert.equal(first.headers["content-encoding"], "gzip");
+	}
 	assert.deepEqual(pageErrors, [], "errors in the page");
 	const dir = process.env.POND_TEST_ARTIFACTS ||
 		path.join(root, "build/test-artifacts");

@@ -7,6 +7,9 @@
  *   node tests/dashboard/mock.js ASSET_DIR [PORT]   (prints the URL)
  *
  * or from the browser test: require("./mock").start(dir, token, port).
+ * When dir is a URL (http://127.0.0.1:PORT of pond-dashboard-serve), every
+ * request outside /v1/ is passed there as it is, so the browser gets the
+ * files embedded in the C binary with their ETags and gzip.
  */
 "use strict";
 
@@ -45,6 +48,20 @@ function asset(dir, urlPath) {
 	return fs.existsSync(file) ? file : null;
 }
 
+/* pass forwards req to the file server at base and its answer back. */
+function pass(base, req, res) {
+	const headers = { ...req.headers };
+	delete headers.host;
+	const out = http.request(new URL(req.url, base),
+		{ method: req.method, headers }, (answer) => {
+			res.writeHead(answer.statusCode, answer.headers);
+			answer.pipe(res);
+		});
+	out.on("error", (e) => sendJson(res, 502, { error: {
+		code: "bad_gateway", message: String(e) } }));
+	out.end();
+}
+
 /* start listens on 127.0.0.1:port (0: any free one) and resolves with
  * {server, url}. */
 function start(dir, token, port) {
@@ -62,6 +79,9 @@ function start(dir, token, port) {
 			}
 			const r = reply(url.pathname, url.searchParams);
 			return sendJson(res, r.status, r.body);
+		}
+		if (/^https?:/.test(dir)) {
+			return pass(dir, req, res);
 		}
 		const file = asset(dir, url.pathname);
 		if (file === null) {
