@@ -178,6 +178,7 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory BUILD=asan test-build
 	$(MAKE) --no-print-directory format-check
+	$(MAKE) --no-print-directory BUILD=asan test-dashboard
 	sh tests/run.sh build/asan
 
 # The load generators are built with the tests too, so that they keep
@@ -214,8 +215,8 @@ test-compose: deps images
 # embedded files); with POND_DASHBOARD_URL and POND_DASHBOARD_TOKEN set,
 # against that pond-reporting instead.
 test-dashboard: deps $(O)/bin/pond-dashboard-serve $(NPM_STAMP)
-	POND_DASHBOARD_SERVER=$(O)/bin/pond-dashboard-serve \
-		node tests/dashboard/dashboard.test.js
+	POND_DASHBOARD_SERVER=$(O)/bin/pond-dashboard-serve node --test \
+		tests/dashboard/format.test.js tests/dashboard/dashboard.test.js
 
 format:
 	clang-format -i $(C_FILES)
