@@ -63,4 +63,7 @@ test("a goal's metric picks its format by name", () => {
 	assert.equal(fmt.metric("fission.k_factor", 1.5), "1.50");
 	assert.equal(fmt.metric("acquisition.new_customers", 1200), "1,200");
 	assert.equal(fmt.metric("payback.payback_days", null), fmt.NONE);
+	/* A dotted tail into a row: the figure's name, not the day count. */
+	assert.equal(fmt.metric("ltv.ltv_fen.30", 28481.3), "¥284.81");
+	assert.equal(fmt.metric("retention.retained.0", 0.5), "50.0%");
 });

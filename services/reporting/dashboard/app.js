@@ -135,8 +135,9 @@
 
 	/* table renders rows into panel's .table: columns are
 	 * {field, label, format} with format a PondFormat function name or a
-	 * function of the row; key(row) names the row. */
-	function table(panel, columns, rows, key, caption) {
+	 * function of the row; key(row) names the row; empty is what an
+	 * empty table says. */
+	function table(panel, columns, rows, key, caption, empty) {
 		const head = el("tr", {}, columns.map((c) =>
 			el("th", { text: c.label, className: c.text ? "" : "num" })));
 		const body = rows.map((row) => el("tr", { "data-key": key(row) },
@@ -157,7 +158,7 @@
 		if (rows.length === 0) {
 			t.append(el("tr", { className: "empty" }, [el("td", {
 				colSpan: columns.length,
-				text: "no data in this period",
+				text: empty || "no data in this period",
 			})]));
 		}
 		return t;
@@ -191,6 +192,7 @@
 			tooltip: { trigger: "axis" },
 			grid: { left: 60, right: 60, top: 50, bottom: 40 },
 		}, option), true);
+		c.resize(); /* the div may have changed size (retention) */
 	}
 
 	const yuan = (fen) => (fen === null ? null : fen / 100);
@@ -346,6 +348,9 @@
 			];
 			showTable(panel, table(panel, cols, r.rows,
 				(row) => row.week));
+			/* A row of cells per weekly cohort, however many. */
+			$(".chart", panel).style.height =
+				`${Math.max(280, 90 + 26 * r.rows.length)}px`;
 			const cells = [];
 			r.rows.forEach((row, y) => weeks.forEach((k) => {
 				const v = row.retained[k];
@@ -559,7 +564,8 @@
 					format: (g) => String(g.deadline || "") },
 			];
 			showTable(panel, table(panel, cols, goals,
-				(g) => String(g.id)));
+				(g) => String(g.id), "",
+				"no goals set (PUT /v1/goals/ID with an admin token)"));
 			chart(panel, {
 				grid: { left: 110, right: 40, top: 10, bottom: 30 },
 				xAxis: { type: "value", max: 100, name: "%" },

@@ -68,15 +68,17 @@
 	}
 
 	/* kindOfMetric tells how a goal's metric ("acquisition.full_cac_fen",
-	 * "repurchase.repurchase_rate", "funnel.rate_from_first") is written:
-	 * money for *_fen, percent for rates, shares, ROI and lift, else a
-	 * count. */
+	 * "repurchase.repurchase_rate", "ltv.ltv_fen.30",
+	 * "retention.retained.0") is written, by its last name that is not a
+	 * number: money for *_fen, percent for rates, shares, retention, ROI
+	 * and lift, else a count. */
 	function kindOfMetric(metric) {
-		const name = String(metric || "").split(".").pop();
+		const name = String(metric || "").split(".")
+			.filter((part) => !/^\d+$/.test(part)).pop() || "";
 		if (/_fen$/.test(name)) {
 			return "money";
 		}
-		if (/(rate|share|roi|lift)/.test(name)) {
+		if (/(rate|share|retained|roi|lift)/.test(name)) {
 			return "percent";
 		}
 		if (name === "k_factor") {
