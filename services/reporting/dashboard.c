@@ -14,43 +14,43 @@
 #include <string.h>
 #include <strings.h>
 
-/* dashboard_item_accepts tells whether the list item s[0..n) names token
- * with a q parameter above 0 (or none). */
-static bool
-dashboard_item_accepts(const char *s, size_t n, const char *token)
+/* dashboard_coding finds token (a content coding, or "*") in the
+ * Accept-Encoding list v: -1 when it is not listed, else 1 when its q is
+ * above 0 (or absent) and 0 when it is refused (q=0). */
+static int
+dashboard_coding(const char *v, const char *token)
 {
-	const char *end = s + n;
 	size_t tlen = strlen(token);
-	const char *q;
-	char *qend;
 
-	s += strspn(s, " \t");
-	if ((size_t)(end - s) < tlen || strncasecmp(s, token, tlen) != 0 ||
-	    (s + tlen < end && strchr(" \t;", s[tlen]) == NULL)) {
-		return (false);
+	while (v != NULL && *v != '\0') {
+		size_t n = strcspn(v, ",");
+		const char *end = v + n;
+		const char *s = v + strspn(v, " \t");
+
+		v = end + (*end == ',');
+		if ((size_t)(end - s) < tlen ||
+		    strncasecmp(s, token, tlen) != 0 ||
+		    (s + tlen < end && strchr(" \t;", s[tlen]) == NULL)) {
+			continue;
+		}
+		const char *q = strstr(s, "q=");
+		char *qend;
+		if (q == NULL || q >= end) {
+			return (1);
+		}
+		return (strtod(q + 2, &qend) > 0 && qend != q + 2);
 	}
-	q = strstr(s, "q=");
-	if (q == NULL || q >= end) {
-		return (true);
-	}
-	return (strtod(q + 2, &qend) > 0 && qend != q + 2);
+	return (-1);
 }
 
 bool
 reporting_dashboard_accepts_gzip(const char *accept_encoding)
 {
-	const char *s = accept_encoding;
-	size_t n;
+	int gzip = dashboard_coding(accept_encoding, "gzip");
 
-	while (s != NULL && *s != '\0') {
-		n = strcspn(s, ",");
-		if (dashboard_item_accepts(s, n, "gzip") ||
-		    dashboard_item_accepts(s, n, "*")) {
-			return (true);
-		}
-		s += n + (s[n] == ',');
-	}
-	return (false);
+	/* gzip named decides; otherwise "*" stands for it (RFC 9110). */
+	return (gzip >= 0 ? gzip == 1
+	                  : dashboard_coding(accept_encoding, "*") == 1);
 }
 
 /* dashboard_not_modified tells whether If-None-Match names etag (or is

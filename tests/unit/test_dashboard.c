@@ -232,4 +232,9 @@ Test(dashboard, accept_encoding_parsed)
 	        reporting_dashboard_accepts_gzip("br;q=0.9, gzip;q=0.0"));
 	/* A q for another item does not leak into gzip's. */
 	cr_expect(reporting_dashboard_accepts_gzip("gzip, br;q=0"));
+	/* gzip named decides over "*", in either order. */
+	cr_expect_not(reporting_dashboard_accepts_gzip("gzip;q=0, *"));
+	cr_expect_not(reporting_dashboard_accepts_gzip("*, gzip;q=0"));
+	cr_expect_not(reporting_dashboard_accepts_gzip("*;q=0"));
+	cr_expect(reporting_dashboard_accepts_gzip("*;q=0, gzip"));
 }
