@@ -10,6 +10,8 @@
  * pond-dashboard-serve: the files embedded in C) or, failing that, from the
  * directory POND_DASHBOARD_ASSETS. Optional:
  * POND_DASHBOARD_FROM / _TO (the period; the page's default otherwise),
+ * POND_DASHBOARD_MARGIN (payback's margin; 0.5 with the mock, the API's
+ * default otherwise),
  * POND_DASHBOARD_CUSTOMER (a key for the lookup; else the top inviter),
  * POND_CHROMIUM (default /usr/bin/chromium). The full-page screenshot goes
  * to $POND_TEST_ARTIFACTS/dashboard.png (default build/test-artifacts).
@@ -188,6 +190,12 @@ before(async () => {
 	if (process.env.POND_DASHBOARD_TO) {
 		q.set("to", process.env.POND_DASHBOARD_TO);
 	}
+	/* Against the mock, a margin by default: its payback depends on it,
+	 * so the test sees whether the page sends it. */
+	const margin = process.env.POND_DASHBOARD_MARGIN || (mock ? "0.5" : "");
+	if (margin) {
+		q.set("margin", margin);
+	}
 	await page.goto(`${base}/${q.toString() ? "?" + q : ""}`);
 });
 
@@ -237,6 +245,7 @@ test("asks for a read token, refuses a wrong one, then loads", async () => {
 		from: document.querySelector("#from").value,
 		to: document.querySelector("#to").value,
 		as_of: document.querySelector("#as_of").value,
+		margin: document.querySelector("#margin").value,
 	}));
 	assert.match(state.from, /^\d{4}-\d{2}-\d{2}$/);
 	assert.ok(state.as_of.length > 0);
@@ -274,7 +283,8 @@ test("LTV curves per cohort", async () => {
 });
 
 test("payback per channel", async () => {
-	const r = await api("/v1/reports/payback", period());
+	const r = await api("/v1/reports/payback",
+		period({ margin: state.margin }));
 	const [table] = await readTables("panel-payback");
 	expectRows("payback", table, r.rows, (x) => x.channel, {
 		full_cac_fen: "money",
@@ -453,7 +463,8 @@ test("channel picker narrows acquisition, LTV and payback", async () => {
 		[...acq.rows, { ...acq.total, channel: "total" }],
 		(x) => x.channel, { new_customers: "count", full_cac_fen: "money" });
 	assert.deepEqual(Object.keys(table).sort(), [channel, "total"].sort());
-	const pb = await api("/v1/reports/payback", period({ channel }));
+	const pb = await api("/v1/reports/payback",
+		period({ channel, margin: state.margin }));
 	const [pbTable] = await readTables("panel-payback");
 	expectRows("payback of one channel", pbTable, pb.rows,
 		(x) => x.channel, { payback_days: "days" });

@@ -93,19 +93,27 @@ function ltv(q) {
 }
 
 function payback(q) {
+	const margin = Number(q.get("margin") || 1);
+	if (!(margin > 0 && margin <= 1)) {
+		return null;
+	}
 	const names = channelsOf(q);
 	const rows = names.map((n) => {
 		const c = CHANNELS[n];
 		return {
 			channel: n,
 			full_cac_fen: div(c.spend + c.incentive, c.new),
-			payback_days: c.payback,
+			/* A thinner margin takes longer (roughly: the
+			 * curve is not linear, but the mock only needs the
+			 * figure to depend on the margin the page sends). */
+			payback_days: c.payback === null ? null :
+				Math.ceil(c.payback / margin),
 		};
 	});
 	const all = sumChannels(names);
 	rows.push({ channel: "all",
 		full_cac_fen: div(all.spend + all.incentive, all.new),
-		payback_days: all.new ? 15 : null });
+		payback_days: all.new ? Math.ceil(15 / margin) : null });
 	return { rows, total: {} };
 }
 
@@ -326,7 +334,7 @@ function reply(path, q) {
 		const body = REPORTS[name](q);
 		if (body === null) {
 			return { status: 400, body: { error: { code: "bad_param",
-				message: "unknown group_by" } } };
+				message: "a parameter is out of range" } } };
 		}
 		return { status: 200, body: Object.assign({
 			report: name,

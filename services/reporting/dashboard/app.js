@@ -11,7 +11,8 @@
  * counts look.
  *
  * The period (from, to), "as of" and the channel are in the address
- * (?from=2026-01-01&to=2026-04-01&as_of=...&channel=...), so a view can be
+ * (?from=2026-01-01&to=2026-04-01&as_of=...&channel=...&margin=0.4), so a
+ * view can be
  * bookmarked; "as of" defaults to the moment the page was opened, which
  * keeps every panel on the same snapshot while events keep arriving.
  */
@@ -276,8 +277,10 @@
 		},
 
 		async payback(panel, state) {
-			const r = await api("/v1/reports/payback",
-				{ ...period(state), channel: state.channel });
+			/* margin: the share of revenue that is profit (the API's
+			 * default, 1.0, when left empty). */
+			const r = await api("/v1/reports/payback", { ...period(state),
+				channel: state.channel, margin: state.margin });
 			const cols = [
 				channelColumn("channel"),
 				{ field: "full_cac_fen", label: "full CAC",
@@ -734,6 +737,7 @@
 			as_of: q.get("as_of") ||
 				now.toISOString().replace(".000Z", "Z"),
 			channel: q.get("channel") || "",
+			margin: q.get("margin") || "",
 		};
 	}
 
@@ -743,6 +747,7 @@
 			to: $("#to").value,
 			as_of: $("#as_of").value.trim(),
 			channel: $("#channel").value,
+			margin: $("#margin").value.trim(),
 		};
 	}
 
@@ -750,6 +755,7 @@
 		$("#from").value = s.from;
 		$("#to").value = s.to;
 		$("#as_of").value = s.as_of;
+		$("#margin").value = s.margin;
 		setChannel(s.channel);
 	}
 
@@ -783,10 +789,8 @@
 		const mine = ++generation;
 		document.body.dataset.state = "loading";
 		$("#status").textContent = "Loading…";
-		const q = new URLSearchParams(state);
-		if (!state.channel) {
-			q.delete("channel");
-		}
+		const q = new URLSearchParams(Object.entries(state)
+			.filter(([, v]) => v !== ""));
 		history.replaceState(null, "", "?" + q);
 		const jobs = Object.entries(panels).map(async ([name, fill]) => {
 			const panel = $(`#panel-${name}`);
