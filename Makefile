@@ -8,6 +8,7 @@
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
+#   make test-dashboard  the dashboard page in headless Chromium (mock API)
 #   make format     clang-format every C file in place
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
@@ -96,6 +97,33 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
 
+# The dashboard (docs/dashboard.md): the page's files and ECharts from npm
+# (web/package-lock.json; npm ci runs again only when the lockfile changes)
+# are gathered by mk/dashboard.sh into a generated C file that embeds them
+# with .incbin, linked into pond-reporting and the test binary.
+NPM_STAMP := web/node_modules/.package-lock.json
+DASH_FILES := $(sort $(wildcard services/reporting/dashboard/*)) \
+	web/node_modules/echarts/dist/echarts.min.js
+DASH_GEN := $(O)/gen/dashboard_assets.c
+DASH_GEN_OBJ := $(O)/obj/gen/dashboard_assets.o
+DASH_OBJ := $(O)/obj/services/reporting/dashboard.o
+
+$(NPM_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web/node_modules/echarts/dist/echarts.min.js: $(NPM_STAMP)
+
+$(DASH_GEN): $(DASH_FILES) $(NPM_STAMP) mk/dashboard.sh | $(O)/gen
+	sh mk/dashboard.sh $(O)/gen/dashboard $(DASH_FILES) > $@.tmp
+	mv $@.tmp $@
+
+$(DASH_GEN_OBJ): GENFLAGS += -Iservices/reporting
+$(DASH_GEN_OBJ): services/reporting/dashboard.h common/http.h
+$(O)/bin/pond-reporting: $(DASH_GEN_OBJ)
+$(O)/bin/pond-dashboard-serve: $(DASH_OBJ) $(DASH_GEN_OBJ)
+SERVICE_LIBOBJ := $(sort $(SERVICE_LIBOBJ) $(DASH_OBJ)) $(DASH_GEN_OBJ)
+
 # The CLI checks tag rules with the tagging service's condition parser.
 CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o
 $(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging
@@ -131,14 +159,15 @@ TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c
 TEST_OBJ := $(TEST_SRC:%.c=$(O)/obj/%.o)
 TEST_BIN := $(O)/bin/pond-tests
 
-$(O)/obj/tests/%.o: CFLAGS += -Itests/lib $(SERVICES:%=-Iservices/%)
+$(O)/obj/tests/%.o: CFLAGS += -Itests/lib $(SERVICES:%=-Iservices/%) \
+	-Iservices/reporting
 $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
 # --- top-level targets --------------------------------------------------------
 .PHONY: all deps test test-build run bench bench-build images test-compose \
-	format format-check clean
+	format format-check clean test-dashboard
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -149,6 +178,7 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory BUILD=asan test-build
 	$(MAKE) --no-print-directory format-check
+	$(MAKE) --no-print-directory BUILD=asan test-dashboard
 	sh tests/run.sh build/asan
 
 # The load generators are built with the tests too, so that they keep
@@ -180,6 +210,14 @@ test-compose: deps images
 	$(MAKE) --no-print-directory BUILD=release all
 	sh tests/compose/run.sh build/release
 
+# test-dashboard: the dashboard page in headless Chromium (tests/dashboard/),
+# against the mock API, the page served by pond-dashboard-serve (the
+# embedded files); with POND_DASHBOARD_URL and POND_DASHBOARD_TOKEN set,
+# against that pond-reporting instead.
+test-dashboard: deps $(O)/bin/pond-dashboard-serve $(NPM_STAMP)
+	POND_DASHBOARD_SERVER=$(O)/bin/pond-dashboard-serve node --test \
+		tests/dashboard/format.test.js tests/dashboard/dashboard.test.js
+
 format:
 	clang-format -i $(C_FILES)
 
@@ -192,4 +230,4 @@ clean:
 -include $(COMMON_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
 	$(TOOL_SRC:%.c=$(O)/obj/%.d) \
 	$(BENCH_SRC:%.c=$(O)/obj/%.d) $(BENCH_LIB_OBJ:.o=.d) \
-	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d))
+	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d)) $(DASH_OBJ:.o=.d)

@@ -727,9 +727,12 @@ pond_http_body(const pond_http_req *req, size_t *len)
 	return (req->body != NULL ? req->body : "");
 }
 
-void
-pond_http_reply(pond_http_req *req, unsigned status, const char *content_type,
-                const void *body, size_t len)
+/* http_reply answers req with body (copied or not, per mode) and the
+ * name, value pairs of headers (may be NULL). */
+static void
+http_reply(pond_http_req *req, unsigned status, const char *content_type,
+           const void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+           const char *const *headers)
 {
 	struct MHD_Response *resp;
 	bool waiting = req->state == HTTP_WAITING;
@@ -743,11 +746,14 @@ pond_http_reply(pond_http_req *req, unsigned status, const char *content_type,
 		pond_log_error("http_bad_status", "status=%u", status);
 		status = 500;
 	}
-	resp = MHD_create_response_from_buffer(len, (void *)body,
-	                                       MHD_RESPMEM_MUST_COPY);
+	resp = MHD_create_response_from_buffer(len, (void *)body, mode);
 	if (resp != NULL && content_type != NULL) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        content_type);
+	}
+	for (; resp != NULL && headers != NULL && headers[0] != NULL;
+	     headers += 2) {
+		MHD_add_response_header(resp, headers[0], headers[1]);
 	}
 	if (resp != NULL && req->h->stopping) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
@@ -763,6 +769,23 @@ pond_http_reply(pond_http_req *req, unsigned status, const char *content_type,
 		MHD_resume_connection(req->conn);
 		http_kick(req->h);
 	}
+}
+
+void
+pond_http_reply(pond_http_req *req, unsigned status, const char *content_type,
+                const void *body, size_t len)
+{
+	http_reply(req, status, content_type, body, len, MHD_RESPMEM_MUST_COPY,
+	           NULL);
+}
+
+void
+pond_http_reply_static(pond_http_req *req, unsigned status,
+                       const char *content_type, const void *body, size_t len,
+                       const char *const *headers)
+{
+	http_reply(req, status, content_type, body, len,
+	           MHD_RESPMEM_PERSISTENT, headers);
 }
 
 void

@@ -96,6 +96,14 @@ const char *pond_http_body(const pond_http_req *req, size_t *len);
 void pond_http_reply(pond_http_req *req, unsigned status,
                      const char *content_type, const void *body, size_t len);
 
+/* pond_http_reply_static sends status with body as it is, not copied: body
+ * must outlive the server (an asset embedded in the binary). content_type
+ * may be NULL; headers is NULL or a NULL-terminated list of name, value
+ * pairs added to the response (ETag, Cache-Control, Content-Encoding). */
+void pond_http_reply_static(pond_http_req *req, unsigned status,
+                            const char *content_type, const void *body,
+                            size_t len, const char *const *headers);
+
 /* pond_http_reply_json sends json (takes ownership, dumps compact); a NULL
  * or unencodable json is answered 500. */
 void pond_http_reply_json(pond_http_req *req, unsigned status, json_t *json);

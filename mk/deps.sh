@@ -12,10 +12,23 @@ build-essential pkg-config clang-format
 libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
 libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
 postgresql-15 prometheus
+nodejs npm chromium fonts-wqy-microhei
 "}
+
+# node and npm may come from elsewhere (NodeSource's nodejs bundles its own
+# npm, which Debian's npm package would conflict with): a working command
+# counts as installed.
+have_command() {
+	case $1 in
+	nodejs) command -v node ;;
+	npm) command -v npm ;;
+	*) false ;;
+	esac >/dev/null 2>&1
+}
 
 missing=""
 for p in $PACKAGES; do
+	have_command "$p" && continue
 	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	case "$status" in
 	"install ok installed") ;;
