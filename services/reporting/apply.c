@@ -133,53 +133,65 @@ enum {
 	"(EXCLUDED.acquired_at, EXCLUDED.acq_event_id, "                      \
 	"EXCLUDED.acq_publisher) < (c.acquired_at, c.acq_event_id, "          \
 	"c.acq_publisher)))"
-#define TAKE(col) #col " = CASE WHEN " TAKES_OVER " THEN EXCLUDED." #col      \
-	                  " ELSE c." #col " END"
+#define TAKE(col)                                                             \
+#col " = CASE WHEN " TAKES_OVER " THEN EXCLUDED." #col                \
+	     " ELSE c." #col " END"
 
-static const char apply_events_sql[] =
-        "WITH b AS ("
-        " SELECT u.*, p.name AS publisher FROM unnest($2::bigint[], "
-        " $3::text[], $4::text[], $5::text[], $6::timestamptz[], "
-        " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
-        " $12::bigint[], $13::bool[], $14::text[], $15::bool[], "
-        " $16::text[]) AS u(seq, kind, customer_key, event_id, "
-        " occurred_at, channel, guide_id, store_id, inviter_key, "
-        " campaign_id, amount_fen, has_region, region, has_industry, "
-        " industry)"
-        " JOIN events e ON e.partition = $1 AND e.seq = u.seq"
-        " JOIN publishers p ON p.id = e.publisher_id),"
-        "o AS (INSERT INTO rpt_orders SELECT $1, customer_key, seq, "
-        " occurred_at, event_id, publisher, kind = 'order_paid', amount_fen"
-        " FROM b WHERE kind IN ('order_paid', 'order_refunded')),"
-        "r AS (INSERT INTO rpt_rewards SELECT $1, customer_key, seq, "
-        " occurred_at, amount_fen, campaign_id FROM b "
-        " WHERE kind = 'reward_paid'),"
-        "a AS (INSERT INTO rpt_activity SELECT $1, customer_key, seq, "
-        " occurred_at FROM b WHERE kind = 'interaction'),"
-        "m AS (INSERT INTO rpt_members SELECT $1, customer_key, seq, "
-        " occurred_at FROM b WHERE kind = 'member_joined'),"
-        "i AS (INSERT INTO rpt_invites SELECT $1, customer_key, seq, "
-        " occurred_at, campaign_id FROM b WHERE kind = 'invite_shared'),"
-        "f AS (INSERT INTO rpt_profile_facts SELECT $1, customer_key, seq, "
-        " occurred_at, event_id, publisher, has_region, region, "
-        " has_industry, industry FROM b WHERE kind = 'profile_updated'),"
-        "s AS (INSERT INTO rpt_spend SELECT $1, seq, channel, occurred_at, "
-        " amount_fen FROM b WHERE kind = 'channel_spend'),"
-        "firsts AS (SELECT customer_key, min(occurred_at) AS first_at "
-        " FROM b WHERE kind <> 'channel_spend' GROUP BY customer_key),"
-        "adds AS (SELECT DISTINCT ON (customer_key) * FROM b "
-        " WHERE kind = 'contact_added' ORDER BY customer_key, "
-        " occurred_at, event_id COLLATE \"C\", publisher COLLATE \"C\")"
-        "INSERT INTO rpt_customers AS c (partition, customer_key, "
-        " first_event_at, acquired_at, acq_event_id, acq_publisher, "
-        " channel, guide_id, store_id, inviter_key, campaign_id) "
-        "SELECT $1, f.customer_key, f.first_at, a.occurred_at, a.event_id, "
-        " a.publisher, a.channel, a.guide_id, a.store_id, a.inviter_key, "
-        " a.campaign_id FROM firsts f LEFT JOIN adds a USING (customer_key) "
-        "ON CONFLICT (partition, customer_key) DO UPDATE SET "
-        " first_event_at = LEAST(c.first_event_at, EXCLUDED.first_event_at), "
-        TAKE(channel) ", " TAKE(guide_id) ", " TAKE(store_id) ", " TAKE(
-                inviter_key) ", " TAKE(campaign_id) ", " TAKE(acq_event_id) ", " TAKE(acq_publisher) ", " TAKE(acquired_at);
+static const char
+        apply_events_sql[] =
+                "WITH b AS ("
+                " SELECT u.*, p.name AS publisher FROM unnest($2::bigint[], "
+                " $3::text[], $4::text[], $5::text[], $6::timestamptz[], "
+                " $7::text[], $8::text[], $9::text[], $10::text[], "
+                "$11::text[], "
+                " $12::bigint[], $13::bool[], $14::text[], $15::bool[], "
+                " $16::text[]) AS u(seq, kind, customer_key, event_id, "
+                " occurred_at, channel, guide_id, store_id, inviter_key, "
+                " campaign_id, amount_fen, has_region, region, has_industry, "
+                " industry)"
+                " JOIN events e ON e.partition = $1 AND e.seq = u.seq"
+                " JOIN publishers p ON p.id = e.publisher_id),"
+                "o AS (INSERT INTO rpt_orders SELECT $1, customer_key, seq, "
+                " occurred_at, event_id, publisher, kind = 'order_paid', "
+                "amount_fen"
+                " FROM b WHERE kind IN ('order_paid', 'order_refunded')),"
+                "r AS (INSERT INTO rpt_rewards SELECT $1, customer_key, seq, "
+                " occurred_at, amount_fen, campaign_id FROM b "
+                " WHERE kind = 'reward_paid'),"
+                "a AS (INSERT INTO rpt_activity SELECT $1, customer_key, seq, "
+                " occurred_at FROM b WHERE kind = 'interaction'),"
+                "m AS (INSERT INTO rpt_members SELECT $1, customer_key, seq, "
+                " occurred_at FROM b WHERE kind = 'member_joined'),"
+                "i AS (INSERT INTO rpt_invites SELECT $1, customer_key, seq, "
+                " occurred_at, campaign_id FROM b WHERE kind = "
+                "'invite_shared'),"
+                "f AS (INSERT INTO rpt_profile_facts SELECT $1, customer_key, "
+                "seq, "
+                " occurred_at, event_id, publisher, has_region, region, "
+                " has_industry, industry FROM b WHERE kind = "
+                "'profile_updated'),"
+                "s AS (INSERT INTO rpt_spend SELECT $1, seq, channel, "
+                "occurred_at, "
+                " amount_fen FROM b WHERE kind = 'channel_spend'),"
+                "firsts AS (SELECT customer_key, min(occurred_at) AS first_at "
+                " FROM b WHERE kind <> 'channel_spend' GROUP BY customer_key),"
+                "adds AS (SELECT DISTINCT ON (customer_key) * FROM b "
+                " WHERE kind = 'contact_added' ORDER BY customer_key, "
+                " occurred_at, event_id COLLATE \"C\", publisher COLLATE "
+                "\"C\")"
+                "INSERT INTO rpt_customers AS c (partition, customer_key, "
+                " first_event_at, acquired_at, acq_event_id, acq_publisher, "
+                " channel, guide_id, store_id, inviter_key, campaign_id) "
+                "SELECT $1, f.customer_key, f.first_at, a.occurred_at, "
+                "a.event_id, "
+                " a.publisher, a.channel, a.guide_id, a.store_id, "
+                "a.inviter_key, "
+                " a.campaign_id FROM firsts f LEFT JOIN adds a USING "
+                "(customer_key) "
+                "ON CONFLICT (partition, customer_key) DO UPDATE SET "
+                " first_event_at = LEAST(c.first_event_at, "
+                "EXCLUDED.first_event_at), " TAKE(channel) ", " TAKE(guide_id) ", " TAKE(store_id) ", " TAKE(
+                        inviter_key) ", " TAKE(campaign_id) ", " TAKE(acq_event_id) ", " TAKE(acq_publisher) ", " TAKE(acquired_at);
 
 /* event_row fills the current row from ev; false for an event with no
  * fact (no customer, or a body reporting does not read). */
@@ -287,9 +299,9 @@ reporting_apply_events(PGconn *conn, const pond_record *recs, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		Pond__Event *ev = pond__event__unpack(
-		        pond_arena_allocator(&arena), recs[i].len,
-		        recs[i].payload);
+		Pond__Event *ev =
+		        pond__event__unpack(pond_arena_allocator(&arena),
+		                            recs[i].len, recs[i].payload);
 		if (ev == NULL) {
 			/* Ingest stored it, so it decoded once; count it and
 			 * move on rather than stall the partition. */
@@ -303,9 +315,8 @@ reporting_apply_events(PGconn *conn, const pond_record *recs, size_t n,
 			c.nrows++;
 		}
 	}
-	if (c.nrows > 0 &&
-	    (rv = cols_exec(conn, &c, n, recs[0].partition,
-	                    apply_events_sql)) != 0) {
+	if (c.nrows > 0 && (rv = cols_exec(conn, &c, n, recs[0].partition,
+	                                   apply_events_sql)) != 0) {
 		goto out;
 	}
 	pond_counter_add(&rp->counters.facts, n);
@@ -331,9 +342,9 @@ reporting_apply_tag_changes(PGconn *conn, const pond_record *recs, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		Pond__TagChange *tc = pond__tag_change__unpack(
-		        pond_arena_allocator(&arena), recs[i].len,
-		        recs[i].payload);
+		Pond__TagChange *tc =
+		        pond__tag_change__unpack(pond_arena_allocator(&arena),
+		                                 recs[i].len, recs[i].payload);
 		if (tc == NULL || tc->changed_at == NULL ||
 		    *tc->customer_key == '\0' || *tc->tag == '\0') {
 			pond_counter_inc(&rp->counters.bad_records);
@@ -400,17 +411,18 @@ reporting_apply_touches(PGconn *conn, const pond_record *recs, size_t n,
 		c.nrows++;
 	}
 	if (c.nrows > 0 &&
-	    (rv = cols_exec(conn, &c, n, recs[0].partition,
-	                    "INSERT INTO rpt_touch_changes (partition, seq, "
-	                    "customer_key, touch_id, campaign_id, channel, "
-	                    "state, reason, at, selected_at, cost_fen) SELECT "
-	                    "$1, u.seq, u.k, u.t, COALESCE(u.c, ''), "
-	                    "COALESCE(u.ch, ''), u.s, u.r, u.a, u.sel, u.cost "
-	                    "FROM unnest($2::bigint[], $3::text[], $4::text[], "
-	                    "$5::text[], $6::text[], $7::text[], $8::text[], "
-	                    "$9::timestamptz[], $10::timestamptz[], "
-	                    "$11::bigint[]) AS u(seq, k, t, c, ch, s, r, a, "
-	                    "sel, cost)")) != 0) {
+	    (rv = cols_exec(
+	             conn, &c, n, recs[0].partition,
+	             "INSERT INTO rpt_touch_changes (partition, seq, "
+	             "customer_key, touch_id, campaign_id, channel, "
+	             "state, reason, at, selected_at, cost_fen) SELECT "
+	             "$1, u.seq, u.k, u.t, COALESCE(u.c, ''), "
+	             "COALESCE(u.ch, ''), u.s, u.r, u.a, u.sel, u.cost "
+	             "FROM unnest($2::bigint[], $3::text[], $4::text[], "
+	             "$5::text[], $6::text[], $7::text[], $8::text[], "
+	             "$9::timestamptz[], $10::timestamptz[], "
+	             "$11::bigint[]) AS u(seq, k, t, c, ch, s, r, a, "
+	             "sel, cost)")) != 0) {
 		goto out;
 	}
 	pond_counter_add(&rp->counters.facts, n);

@@ -85,9 +85,10 @@ campaign_row(const PGresult *res, int r)
 	/* lift = (conversions / sent) / (holdout_conv / holdout) - 1, null
 	 * when either rate is undefined or the hold-out rate is 0. */
 	if (sent > 0 && holdout > 0 && holdout_conv > 0) {
-		lift = json_real(((double)conversions * (double)holdout) /
-		                         ((double)sent * (double)holdout_conv) -
-		                 1.0);
+		lift = json_real(
+		        ((double)conversions * (double)holdout) /
+		                ((double)sent * (double)holdout_conv) -
+		        1.0);
 	}
 	return (json_pack(
 	        "{s:s, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, "
@@ -115,7 +116,8 @@ reporting_campaigns(PGconn *conn, reporting *rp, const reporting_args *a,
 
 	(void)err;
 	reporting_period_init(&p, a);
-	snprintf(hours, sizeof(hours), "%lld", (long long)rp->conf.attribution_h);
+	snprintf(hours, sizeof(hours), "%lld",
+	         (long long)rp->conf.attribution_h);
 	const char *params[] = {p.v[0], p.v[1], p.v[2], a->campaign_id, hours};
 	if ((rv = pond_pq_query(conn, &res, campaigns_sql, 5, params)) != 0) {
 		return (rv);

@@ -44,11 +44,12 @@ reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
 	(void)rp;
 	(void)err;
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
-	if ((rv = pond_pq_query(conn, &res,
-	                        "SELECT stage, count(*) FROM (SELECT " STAGE_EXPR
-	                        " AS stage FROM rpt_customers p WHERE "
-	                        "first_event_at < $1) s GROUP BY stage",
-	                        1, params)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT stage, count(*) FROM (SELECT " STAGE_EXPR
+	             " AS stage FROM rpt_customers p WHERE "
+	             "first_event_at < $1) s GROUP BY stage",
+	             1, params)) != 0) {
 		return (rv);
 	}
 	for (int r = 0; r < PQntuples(res); r++) {
@@ -62,12 +63,13 @@ reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
 	PQclear(res);
 	json_t *rows = json_array();
 	for (size_t i = 0; i < 5; i++) {
-		json_array_append_new(rows,
-		                      json_pack("{s:s, s:I}", "stage", stages[i],
-		                                "customers", (json_int_t)counts[i]));
+		json_array_append_new(rows, json_pack("{s:s, s:I}", "stage",
+		                                      stages[i], "customers",
+		                                      (json_int_t)counts[i]));
 	}
-	*out = reporting_envelope("lifecycle", a, false, rows,
-	                          json_pack("{s:I}", "customers", (json_int_t)all));
+	*out = reporting_envelope(
+	        "lifecycle", a, false, rows,
+	        json_pack("{s:I}", "customers", (json_int_t)all));
 	return (POND_OK);
 }
 
@@ -122,14 +124,15 @@ reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
 			retained = json_array();
 			row = json_pack("{s:s, s:I, s:o}", "week",
 			                PQgetvalue(res, r, 0), "cohort_size",
-			                (json_int_t)size, "retained", retained);
+			                (json_int_t)size, "retained",
+			                retained);
 			json_array_append_new(rows, row);
 		}
 		bool known = strcmp(PQgetvalue(res, r, 3), "t") == 0;
 		json_array_append_new(
-		        retained, known ? reporting_ratio(reporting_int(res, r, 4),
-		                                          size)
-		                        : json_null());
+		        retained,
+		        known ? reporting_ratio(reporting_int(res, r, 4), size)
+		              : json_null());
 	}
 	PQclear(res);
 	*out = reporting_envelope("retention", a, true, rows, NULL);
@@ -192,13 +195,14 @@ reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
 	json_t *rows = json_array();
 	for (int i = 0; i < 4; i++) {
 		json_array_append_new(
-		        rows, json_pack("{s:s, s:I, s:o, s:o}", "step", steps[i],
-		                        "customers", (json_int_t)n[i],
-		                        "rate_from_previous",
-		                        i == 0 ? json_null()
-		                               : reporting_ratio(n[i], n[i - 1]),
-		                        "rate_from_first",
-		                        reporting_ratio(n[i], n[0])));
+		        rows,
+		        json_pack("{s:s, s:I, s:o, s:o}", "step", steps[i],
+		                  "customers", (json_int_t)n[i],
+		                  "rate_from_previous",
+		                  i == 0 ? json_null()
+		                         : reporting_ratio(n[i], n[i - 1]),
+		                  "rate_from_first",
+		                  reporting_ratio(n[i], n[0])));
 	}
 	*out = reporting_envelope("funnel", a, true, rows, NULL);
 	return (POND_OK);
@@ -267,7 +271,8 @@ reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
 	"f.has_" col " AND f.occurred_at < $1 ORDER BY f.occurred_at DESC, "  \
 	"f.event_id DESC, f.publisher DESC LIMIT 1)"
 #define TAGS_ON                                                               \
-	"(SELECT tag AS value FROM (SELECT DISTINCT ON (tag) tag, added FROM " \
+	"(SELECT tag AS value FROM (SELECT DISTINCT ON (tag) tag, added "     \
+	"FROM "                                                               \
 	"rpt_tag_changes t WHERE t.partition = p.partition AND "              \
 	"t.customer_key = p.customer_key AND t.changed_at < $1 ORDER BY "     \
 	"tag, changed_at DESC, seq DESC) x WHERE added)"
@@ -325,19 +330,19 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 	for (int r = 0; r < PQntuples(res); r++) {
 		int64_t n = reporting_int(res, r, 1);
 		json_array_append_new(
-		        rows, json_pack("{s:o, s:I, s:o}", "value",
-		                        PQgetisnull(res, r, 0)
-		                                ? json_null()
-		                                : json_string(PQgetvalue(res, r, 0)),
-		                        "customers", (json_int_t)n, "share",
-		                        reporting_ratio(n, all)));
+		        rows,
+		        json_pack("{s:o, s:I, s:o}", "value",
+		                  PQgetisnull(res, r, 0)
+		                          ? json_null()
+		                          : json_string(PQgetvalue(res, r, 0)),
+		                  "customers", (json_int_t)n, "share",
+		                  reporting_ratio(n, all)));
 	}
 	PQclear(res);
-	json_t *total = json_pack("{s:s, s:o, s:I}", "group_by", a->group_by,
-	                          "tag",
-	                          a->tag != NULL ? json_string(a->tag)
-	                                         : json_null(),
-	                          "customers", (json_int_t)all);
+	json_t *total =
+	        json_pack("{s:s, s:o, s:I}", "group_by", a->group_by, "tag",
+	                  a->tag != NULL ? json_string(a->tag) : json_null(),
+	                  "customers", (json_int_t)all);
 	*out = reporting_envelope("portrait", a, false, rows, total);
 	return (POND_OK);
 }

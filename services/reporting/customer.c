@@ -25,24 +25,49 @@ static const char profile_sql[] =
         "SELECT p.acquired_at IS NOT NULL, "
         " to_char(p.acquired_at AT TIME ZONE 'UTC', "
         " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), p.channel, p.guide_id, "
-        " p.store_id, p.inviter_key, p.campaign_id, " LATEST("region")
-        ", " LATEST("industry") ", "
-        " (SELECT count(*) FROM rpt_orders o WHERE o.partition = "
-        " p.partition AND o.customer_key = p.customer_key AND o.paid AND "
-        " o.occurred_at < $2), "
-        " (SELECT COALESCE(sum(CASE WHEN o.paid THEN o.amount_fen ELSE "
-        " -o.amount_fen END), 0) FROM rpt_orders o WHERE o.partition = "
-        " p.partition AND o.customer_key = p.customer_key AND "
-        " o.occurred_at < $2), "
-        " EXISTS (SELECT 1 FROM rpt_members m WHERE m.partition = "
-        " p.partition AND m.customer_key = p.customer_key AND "
-        " m.occurred_at < $2), "
-        " (SELECT COALESCE(json_agg(tag ORDER BY tag COLLATE \"C\"), '[]') "
-        " FROM (SELECT DISTINCT ON (tag) tag, added FROM rpt_tag_changes t "
-        " WHERE t.partition = p.partition AND t.customer_key = "
-        " p.customer_key ORDER BY tag, changed_at DESC, seq DESC) x WHERE "
-        " added) "
-        "FROM rpt_customers p WHERE p.customer_key = $1";
+        " p.store_id, p.inviter_key, p.campaign_id, " LATEST(
+                "region") ", " LATEST("industry") ", "
+                                                  " (SELECT count(*) FROM "
+                                                  "rpt_orders o WHERE "
+                                                  "o.partition = "
+                                                  " p.partition AND "
+                                                  "o.customer_key = "
+                                                  "p.customer_key AND o.paid "
+                                                  "AND "
+                                                  " o.occurred_at < $2), "
+                                                  " (SELECT COALESCE(sum(CASE "
+                                                  "WHEN o.paid THEN "
+                                                  "o.amount_fen ELSE "
+                                                  " -o.amount_fen END), 0) "
+                                                  "FROM rpt_orders o WHERE "
+                                                  "o.partition = "
+                                                  " p.partition AND "
+                                                  "o.customer_key = "
+                                                  "p.customer_key AND "
+                                                  " o.occurred_at < $2), "
+                                                  " EXISTS (SELECT 1 FROM "
+                                                  "rpt_members m WHERE "
+                                                  "m.partition = "
+                                                  " p.partition AND "
+                                                  "m.customer_key = "
+                                                  "p.customer_key AND "
+                                                  " m.occurred_at < $2), "
+                                                  " (SELECT "
+                                                  "COALESCE(json_agg(tag "
+                                                  "ORDER BY tag COLLATE "
+                                                  "\"C\"), '[]') "
+                                                  " FROM (SELECT DISTINCT ON "
+                                                  "(tag) tag, added FROM "
+                                                  "rpt_tag_changes t "
+                                                  " WHERE t.partition = "
+                                                  "p.partition AND "
+                                                  "t.customer_key = "
+                                                  " p.customer_key ORDER BY "
+                                                  "tag, changed_at DESC, seq "
+                                                  "DESC) x WHERE "
+                                                  " added) "
+                                                  "FROM rpt_customers p WHERE "
+                                                  "p.customer_key = $1";
 
 static json_t *
 text_or_null(const PGresult *res, int c)
@@ -71,8 +96,9 @@ customer_events(PGconn *conn, const char *key, json_t **out)
 		size_t len;
 		unsigned char *bin = PQunescapeBytea(
 		        (const unsigned char *)PQgetvalue(res, r, 0), &len);
-		Pond__Event *ev =
-		        bin != NULL ? pond__event__unpack(NULL, len, bin) : NULL;
+		Pond__Event *ev = bin != NULL
+		                          ? pond__event__unpack(NULL, len, bin)
+		                          : NULL;
 		if (ev != NULL) {
 			json_array_append_new(
 			        *out, pond_pbjson_encode(&ev->base, false));
@@ -85,8 +111,8 @@ customer_events(PGconn *conn, const char *key, json_t **out)
 }
 
 int
-reporting_customer(PGconn *conn, reporting *rp, const char *key,
-                   json_t **out, reporting_error *err)
+reporting_customer(PGconn *conn, reporting *rp, const char *key, json_t **out,
+                   reporting_error *err)
 {
 	char now[40];
 	const char *params[] = {key, now};

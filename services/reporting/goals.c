@@ -29,12 +29,13 @@ static json_t *
 goal_row(json_t *rows, json_t *params)
 {
 	static const char *const keys[] = {"channel", "step", "stage",
-	                                   "value", "kind", NULL};
+	                                   "value",   "kind", NULL};
 	const char *id = json_string_value(json_object_get(params, "id"));
 	size_t i;
 	json_t *row;
 
-	json_array_foreach (rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		bool match = true;
 		for (size_t k = 0; keys[k] != NULL; k++) {
 			const char *want = json_string_value(
@@ -90,7 +91,8 @@ static int
 goal_measure(PGconn *conn, reporting *rp, json_t *goal, pond_time from,
              pond_time to, double *value, bool *has, reporting_error *err)
 {
-	const char *metric = json_string_value(json_object_get(goal, "metric"));
+	const char *metric =
+	        json_string_value(json_object_get(goal, "metric"));
 	json_t *params = json_object_get(goal, "params");
 	char report[32], fbuf[40], tbuf[40], nums[16][32];
 	reporting_kv kv[18];
@@ -111,7 +113,8 @@ goal_measure(PGconn *conn, reporting *rp, json_t *goal, pond_time from,
 	reporting_sql_time(to, tbuf, sizeof(tbuf));
 	kv[n++] = (reporting_kv){"from", fbuf};
 	kv[n++] = (reporting_kv){"to", tbuf};
-	json_object_foreach (params, key, v) {
+	json_object_foreach(params, key, v)
+	{
 		if (n == 18 || nn == 16) {
 			break;
 		}
@@ -129,8 +132,9 @@ goal_measure(PGconn *conn, reporting *rp, json_t *goal, pond_time from,
 	json_t *total = json_object_get(reply, "total");
 	json_t *fig = goal_walk(total, dot + 1);
 	if (fig == NULL) {
-		fig = goal_walk(goal_row(json_object_get(reply, "rows"), params),
-		                dot + 1);
+		fig = goal_walk(
+		        goal_row(json_object_get(reply, "rows"), params),
+		        dot + 1);
 	}
 	if (fig == NULL || !(json_is_number(fig) || json_is_null(fig))) {
 		json_decref(reply);
@@ -176,9 +180,10 @@ goal_view(PGconn *conn, reporting *rp, const char *id, json_t *goal,
 		return (rv);
 	}
 	if (bf >= bt || from >= deadline) {
-		return (reporting_fail(err, 400, "bad_goal",
-		                       "baseline_from < baseline_to and from < "
-		                       "deadline are required"));
+		return (reporting_fail(
+		        err, 400, "bad_goal",
+		        "baseline_from < baseline_to and from < "
+		        "deadline are required"));
 	}
 	pond_time end = now < deadline ? now : deadline;
 	if ((rv = goal_measure(conn, rp, goal, bf, bt, &base, &has_base,
@@ -189,16 +194,16 @@ goal_view(PGconn *conn, reporting *rp, const char *id, json_t *goal,
 	}
 	json_t *tv = json_object_get(goal, "target");
 	json_t *tc = json_object_get(goal, "target_change");
-	bool has_target = json_is_number(tv) ||
-	                  (json_is_number(tc) && has_base);
+	bool has_target =
+	        json_is_number(tv) || (json_is_number(tc) && has_base);
 	target = json_is_number(tv)
 	                 ? json_number_value(tv)
 	                 : base * (1 + (json_is_number(tc)
 	                                        ? json_number_value(tc)
 	                                        : 0));
-	double share = end <= from ? 0
-	                           : (double)(end - from) /
-	                                     (double)(deadline - from);
+	double share =
+	        end <= from ? 0
+	                    : (double)(end - from) / (double)(deadline - from);
 	json_t *progress = json_null();
 	bool on_track = false;
 	if (has_cur && has_base && has_target && target != base) {
@@ -283,9 +288,10 @@ reporting_goal_put(PGconn *conn, reporting *rp, const char *id,
 	if (!json_is_object(json_object_get(goal, "params")) ||
 	    (json_object_get(goal, "target") == NULL) ==
 	            (json_object_get(goal, "target_change") == NULL)) {
-		rv = reporting_fail(err, 400, "bad_goal",
-		                    "params must be an object, and exactly one "
-		                    "of target and target_change given");
+		rv = reporting_fail(
+		        err, 400, "bad_goal",
+		        "params must be an object, and exactly one "
+		        "of target and target_change given");
 		goto out;
 	}
 	if (json_object_get(goal, "from") == NULL) {
@@ -302,13 +308,14 @@ reporting_goal_put(PGconn *conn, reporting *rp, const char *id,
 	/* The count and the insert in one statement, under a lock, so two
 	 * PUTs cannot both become the fourth goal. */
 	if ((rv = pond_pq_exec(conn, "BEGIN")) != 0 ||
-	    (rv = pond_pq_exec(conn,
-	                       "LOCK TABLE rpt_goals IN EXCLUSIVE MODE")) != 0 ||
+	    (rv = pond_pq_exec(
+	             conn, "LOCK TABLE rpt_goals IN EXCLUSIVE MODE")) != 0 ||
 	    (rv = pond_pq_query(
 	             conn, &res,
 	             "INSERT INTO rpt_goals (id, goal) SELECT $1, $2::jsonb "
 	             "WHERE EXISTS (SELECT 1 FROM rpt_goals WHERE id = $1) OR "
-	             "(SELECT count(*) FROM rpt_goals) < 3 ON CONFLICT (id) DO "
+	             "(SELECT count(*) FROM rpt_goals) < 3 ON CONFLICT (id) "
+	             "DO "
 	             "UPDATE SET goal = EXCLUDED.goal RETURNING id",
 	             2, params)) != 0 ||
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
@@ -349,8 +356,8 @@ reporting_goal_delete(PGconn *conn, reporting *rp, const char *id,
 	int n = PQntuples(res);
 	PQclear(res);
 	if (n == 0) {
-		return (reporting_fail(err, 404, "not_found", "no goal \"%.64s\"",
-		                       id));
+		return (reporting_fail(err, 404, "not_found",
+		                       "no goal \"%.64s\"", id));
 	}
 	*out = json_pack("{s:s, s:b}", "id", id, "deleted", 1);
 	return (POND_OK);

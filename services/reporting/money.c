@@ -154,7 +154,8 @@ cohort_load(PGconn *conn, const reporting_args *a, bool with_revenue,
 			return (POND_ENOMEM);
 		}
 		for (int r = 0; r < nrev; r++) {
-			if (strcmp(PQgetvalue(co->rev, r, 0), f->channel) == 0) {
+			if (strcmp(PQgetvalue(co->rev, r, 0), f->channel) ==
+			    0) {
 				f->k[f->nk] = reporting_int(co->rev, r, 1);
 				f->rev[f->nk++] = reporting_int(co->rev, r, 2);
 			}
@@ -171,9 +172,10 @@ acq_json(const channel_figures *f, bool with_channel)
 {
 	json_t *o = json_pack(
 	        "{s:I, s:I, s:o, s:I, s:o}", "new_customers",
-	        (json_int_t)f->new_customers, "spend_fen", (json_int_t)f->spend,
-	        "cac_fen", reporting_ratio(f->spend, f->new_customers),
-	        "incentive_fen", (json_int_t)f->incentive, "full_cac_fen",
+	        (json_int_t)f->new_customers, "spend_fen",
+	        (json_int_t)f->spend, "cac_fen",
+	        reporting_ratio(f->spend, f->new_customers), "incentive_fen",
+	        (json_int_t)f->incentive, "full_cac_fen",
 	        reporting_ratio(f->spend + f->incentive, f->new_customers));
 
 	if (o != NULL && with_channel) {
@@ -224,8 +226,8 @@ ltv_row(const channel_figures *f, const reporting_args *a)
 		                    reporting_ratio(sum, f->new_customers));
 	}
 	return (json_pack("{s:s, s:I, s:o}", "channel", f->channel,
-	                  "cohort_size", (json_int_t)f->new_customers, "ltv_fen",
-	                  ltv));
+	                  "cohort_size", (json_int_t)f->new_customers,
+	                  "ltv_fen", ltv));
 }
 
 int
@@ -274,8 +276,8 @@ pow10_i64(int scale)
 static int64_t
 payback_days(const channel_figures *f, reporting_decimal margin)
 {
-	__int128 cost = (__int128)(f->spend + f->incentive) *
-	                pow10_i64(margin.scale);
+	__int128 cost =
+	        (__int128)(f->spend + f->incentive) * pow10_i64(margin.scale);
 	__int128 cum = 0;
 	size_t j = 0;
 
@@ -302,13 +304,11 @@ payback_row(const channel_figures *f, const reporting_args *a)
 {
 	int64_t d = payback_days(f, a->margin);
 
-	return (json_pack("{s:s, s:I, s:o, s:o}", "channel", f->channel,
-	                  "new_customers", (json_int_t)f->new_customers,
-	                  "full_cac_fen",
-	                  reporting_ratio(f->spend + f->incentive,
-	                                  f->new_customers),
-	                  "payback_days",
-	                  d > 0 ? json_integer(d) : json_null()));
+	return (json_pack(
+	        "{s:s, s:I, s:o, s:o}", "channel", f->channel, "new_customers",
+	        (json_int_t)f->new_customers, "full_cac_fen",
+	        reporting_ratio(f->spend + f->incentive, f->new_customers),
+	        "payback_days", d > 0 ? json_integer(d) : json_null()));
 }
 
 int
@@ -369,7 +369,8 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 	                  "repurchase_rate", reporting_ratio(rb, b),
 	                  "lifetime_buyers", (json_int_t)lb,
 	                  "lifetime_repeat_buyers", (json_int_t)lrb,
-	                  "lifetime_repurchase_rate", reporting_ratio(lrb, lb)));
+	                  "lifetime_repurchase_rate",
+	                  reporting_ratio(lrb, lb)));
 	return (POND_OK);
 }
 
@@ -388,11 +389,13 @@ static const char guides_sql[] =
         " $3 AND o.occurred_at >= own.acquired_at GROUP BY 1, 2), "
         "per AS (SELECT own.*, rev.net FROM own LEFT JOIN rev USING "
         " (partition, customer_key)) "
-        "SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, count(*) FILTER (WHERE is_new), "
+        "SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, count(*) "
+        "FILTER (WHERE is_new), "
         " COALESCE(sum(net), 0) FROM per WHERE guide_id IS NOT NULL "
         " GROUP BY guide_id HAVING bool_or(is_new) OR count(net) > 0 "
         "UNION ALL "
-        "SELECT 'store', store_id COLLATE \"C\", count(*) FILTER (WHERE is_new), "
+        "SELECT 'store', store_id COLLATE \"C\", count(*) FILTER (WHERE "
+        "is_new), "
         " COALESCE(sum(net), 0) FROM per WHERE store_id IS NOT NULL "
         " GROUP BY store_id HAVING bool_or(is_new) OR count(net) > 0 "
         "ORDER BY kind, id";
@@ -443,15 +446,17 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 	for (int r = 0; r < PQntuples(res); r++) {
 		bool guide = strcmp(PQgetvalue(res, r, 0), "guide") == 0;
 		int64_t net = reporting_int(res, r, 3);
-		json_t *row = json_pack(
-		        "{s:s, s:o, s:o, s:I, s:I}", "kind",
-		        PQgetvalue(res, r, 0), "guide_id",
-		        guide ? json_string(PQgetvalue(res, r, 1))
-		              : json_null(),
-		        "store_id",
-		        guide ? json_null() : json_string(PQgetvalue(res, r, 1)),
-		        "customers_added", (json_int_t)reporting_int(res, r, 2),
-		        "net_revenue_fen", (json_int_t)net);
+		json_t *row =
+		        json_pack("{s:s, s:o, s:o, s:I, s:I}", "kind",
+		                  PQgetvalue(res, r, 0), "guide_id",
+		                  guide ? json_string(PQgetvalue(res, r, 1))
+		                        : json_null(),
+		                  "store_id",
+		                  guide ? json_null()
+		                        : json_string(PQgetvalue(res, r, 1)),
+		                  "customers_added",
+		                  (json_int_t)reporting_int(res, r, 2),
+		                  "net_revenue_fen", (json_int_t)net);
 		commission_row(rp, row, net);
 		json_array_append_new(rows, row);
 	}

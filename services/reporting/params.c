@@ -19,10 +19,22 @@
 #include "reporting.h"
 
 const char *const reporting_param_names[] = {
-        "from",        "to",      "as_of",           "channel",
-        "days",        "margin",  "weeks",           "window_days",
-        "campaign_id", "tag",     "invitees_needed", "group_by",
-        "step",        "kind",    "id",              NULL,
+        "from",
+        "to",
+        "as_of",
+        "channel",
+        "days",
+        "margin",
+        "weeks",
+        "window_days",
+        "campaign_id",
+        "tag",
+        "invitees_needed",
+        "group_by",
+        "step",
+        "kind",
+        "id",
+        NULL,
 };
 
 int
@@ -173,8 +185,8 @@ arg_time(const reporting_kv *kv, size_t n, const char *name, pond_time *t,
 }
 
 static int
-arg_int(const reporting_kv *kv, size_t n, const char *name, long min,
-        long max, int *out, reporting_error *err)
+arg_int(const reporting_kv *kv, size_t n, const char *name, long min, long max,
+        int *out, reporting_error *err)
 {
 	const char *v = reporting_kv_get(kv, n, name);
 
@@ -316,7 +328,8 @@ reporting_tiers_parse(const char *s, reporting_tier *tiers, size_t *n,
 		t->threshold_fen = strtoll(tok, &end, 10);
 		if (*tok == '\0' || *end != '\0' || errno != 0 ||
 		    t->threshold_fen < 0 ||
-		    (*n > 0 && t->threshold_fen <= tiers[*n - 1].threshold_fen)) {
+		    (*n > 0 &&
+		     t->threshold_fen <= tiers[*n - 1].threshold_fen)) {
 			*why = "thresholds are whole fen, ascending";
 			return (POND_EINVAL);
 		}
@@ -373,19 +386,19 @@ reporting_period_init(reporting_period *p, const reporting_args *a)
 int64_t
 reporting_int(const PGresult *res, int r, int c)
 {
-	return (PQgetisnull(res, r, c) ? 0
-	                               : strtoll(PQgetvalue(res, r, c), NULL,
-	                                         10));
+	return (PQgetisnull(res, r, c)
+	                ? 0
+	                : strtoll(PQgetvalue(res, r, c), NULL, 10));
 }
 
 json_t *
 reporting_envelope(const char *report, const reporting_args *a, bool period,
                    json_t *rows, json_t *total)
 {
-	return (json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "report", report,
-	                  "from",
-	                  period ? reporting_time_json(a->from) : json_null(),
-	                  "to", period ? reporting_time_json(a->to) : json_null(),
-	                  "as_of", reporting_time_json(a->as_of), "rows", rows,
-	                  "total", total != NULL ? total : json_null()));
+	return (json_pack(
+	        "{s:s, s:o, s:o, s:o, s:o, s:o}", "report", report, "from",
+	        period ? reporting_time_json(a->from) : json_null(), "to",
+	        period ? reporting_time_json(a->to) : json_null(), "as_of",
+	        reporting_time_json(a->as_of), "rows", rows, "total",
+	        total != NULL ? total : json_null()));
 }

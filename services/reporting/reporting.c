@@ -72,9 +72,8 @@ reporting_run(PGconn *conn, reporting *rp, const char *name,
 		fn = reporting_find(base);
 	}
 	/* Only campaigns takes an ID after the name. */
-	if (fn == NULL ||
-	    (slash != NULL &&
-	     (strcmp(base, "campaigns") != 0 || slash[1] == '\0'))) {
+	if (fn == NULL || (slash != NULL && (strcmp(base, "campaigns") != 0 ||
+	                                     slash[1] == '\0'))) {
 		return (reporting_fail(err, 404, "not_found",
 		                       "no report \"%.64s\" (docs/api.md)",
 		                       name));
@@ -172,12 +171,14 @@ call_work(PGconn *conn, void *arg)
 	case CALL_GOAL_PUT:
 	case CALL_GOAL_DELETE:
 		if (role != POND_ROLE_ADMIN) {
-			c->rv = reporting_fail(&c->err, 403, "forbidden",
-			                       "goals are changed with an admin "
-			                       "token");
+			c->rv = reporting_fail(
+			        &c->err, 403, "forbidden",
+			        "goals are changed with an admin "
+			        "token");
 		} else if (c->action == CALL_GOAL_PUT) {
 			c->rv = reporting_goal_put(conn, c->rp, c->target,
-			                           c->body, &c->reply, &c->err);
+			                           c->body, &c->reply,
+			                           &c->err);
 		} else {
 			c->rv = reporting_goal_delete(conn, c->rp, c->target,
 			                              &c->reply, &c->err);
@@ -245,8 +246,8 @@ call_done(int rv, void *arg)
 		pond_http_reply_json(c->http, 200, c->reply);
 		c->reply = NULL;
 	} else {
-		pond_http_reply_error(c->http, c->err.status, c->err.code, "%s",
-		                      c->err.message);
+		pond_http_reply_error(c->http, c->err.status, c->err.code,
+		                      "%s", c->err.message);
 	}
 	rp->requests--;
 	call_free(c);
@@ -292,8 +293,7 @@ call_new(reporting *rp, call_action action, const char *token,
  * ----------------------------------------------------------------------- */
 
 static void
-on_http(pond_http_req *req, void *arg, call_action action,
-        const char *prefix)
+on_http(pond_http_req *req, void *arg, call_action action, const char *prefix)
 {
 	reporting *rp = arg;
 	const char *path = pond_http_path(req);
@@ -511,7 +511,8 @@ reporting_start(pond_service *svc)
 	if ((rv = register_metrics(rp, svc->metrics)) != 0 ||
 	    (rv = register_routes(rp, svc->http)) != 0 ||
 	    (rv = pond_rep_listen(&rp->rep, svc->bus, rp->conf.nng_url, 16,
-	                          REPORTING_MAX_MSG + 4096, on_nng, rp)) != 0) {
+	                          REPORTING_MAX_MSG + 4096, on_nng, rp)) !=
+	            0) {
 		return (rv);
 	}
 	for (int i = 0; i < 3; i++) {

@@ -98,7 +98,7 @@ extern const char *const reporting_param_names[];
 typedef struct reporting_args {
 	pond_time from, to, as_of;
 	bool has_from, has_to;
-	const char *channel;     /* NULL: every channel */
+	const char *channel; /* NULL: every channel */
 	int days[REPORTING_MAX_DAYS];
 	size_t ndays;
 	reporting_decimal margin;
@@ -107,10 +107,10 @@ typedef struct reporting_args {
 	int invitees_needed;
 	const char *campaign_id; /* NULL: any */
 	const char *group_by;
-	const char *tag;         /* NULL: every customer */
-	const char *step;        /* goals: the funnel step of a figure */
-	const char *kind;        /* goals: guide rows, "guide" or "store" */
-	const char *id;          /* goals: the guide or store id */
+	const char *tag;  /* NULL: every customer */
+	const char *step; /* goals: the funnel step of a figure */
+	const char *kind; /* goals: guide rows, "guide" or "store" */
+	const char *id;   /* goals: the guide or store id */
 } reporting_args;
 
 /* reporting_error is why a request failed: an HTTP status, a code and a
@@ -138,8 +138,8 @@ int reporting_parse_decimal(const char *s,
 
 /* reporting_parse_args parses kv for report (which parameters it needs
  * and their defaults); on bad input it fills err (400). */
-int reporting_parse_args(const char *report, const reporting_kv *kv,
-                         size_t n, pond_time now, reporting_args *a,
+int reporting_parse_args(const char *report, const reporting_kv *kv, size_t n,
+                         pond_time now, reporting_args *a,
                          reporting_error *err) POND_MUSTCHECK;
 
 /* reporting_tiers_parse parses "FEN:RATE,..." (ascending thresholds). */
@@ -193,9 +193,8 @@ typedef int (*reporting_report_fn)(PGconn *conn, reporting *rp,
                                    const reporting_args *a, json_t **out,
                                    reporting_error *err);
 
-int reporting_acquisition(PGconn *conn, reporting *rp,
-                          const reporting_args *a, json_t **out,
-                          reporting_error *err) POND_MUSTCHECK;
+int reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
+                          json_t **out, reporting_error *err) POND_MUSTCHECK;
 int reporting_ltv(PGconn *conn, reporting *rp, const reporting_args *a,
                   json_t **out, reporting_error *err) POND_MUSTCHECK;
 int reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,

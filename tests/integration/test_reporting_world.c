@@ -24,17 +24,18 @@ rw_start(rw_world *w, const char *name, const char *const *extra_env)
 	memset(w, 0, sizeof(*w));
 	snprintf(log, sizeof(log), "%s-ingest", name);
 	ic_start(&w->ingest, log, NULL);
-	pond_test_sql_exec(w->ingest.dsn,
-	                   "INSERT INTO api_tokens (name, role, token_hash) "
-	                   "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
-	                   "', 'UTF8'))), ('reader', 'read', "
-	                   "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
-	                   /* The scheduler's table, until its migration is
-	                    * merged: the shape of every stream table. */
-	                   "CREATE TABLE IF NOT EXISTS touch_changes ("
-	                   "partition int NOT NULL, seq bigint NOT NULL, "
-	                   "customer_key text NOT NULL, payload bytea NOT "
-	                   "NULL, PRIMARY KEY (partition, seq))");
+	pond_test_sql_exec(
+	        w->ingest.dsn,
+	        "INSERT INTO api_tokens (name, role, token_hash) "
+	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
+	        "', 'UTF8'))), ('reader', 'read', "
+	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
+	        /* The scheduler's table, until its migration is
+	         * merged: the shape of every stream table. */
+	        "CREATE TABLE IF NOT EXISTS touch_changes ("
+	        "partition int NOT NULL, seq bigint NOT NULL, "
+	        "customer_key text NOT NULL, payload bytea NOT "
+	        "NULL, PRIMARY KEY (partition, seq))");
 	w->http_port = pond_test_free_port();
 	snprintf(w->nng_url, sizeof(w->nng_url), "tcp://127.0.0.1:%u",
 	         pond_test_free_port());
@@ -113,29 +114,25 @@ rw_settle(rw_world *w)
 }
 
 /* rw_stream_write appends one record to a stream table, taking its seq
- * from the stream_heads row lock as pond_stream_reserve does. */
+ * from the stream_heads row lock as pond_stream_reserve does; cols and
+ * vals name the table's other columns (or are ""). */
 static void
 rw_stream_write(rw_world *w, const char *stream, const char *table,
-                const char *key, const uint8_t *payload, size_t len)
+                const char *key, const uint8_t *payload, size_t len,
+                const char *cols, const char *vals)
 {
 	uint32_t part = pond_partition_of(key, IC_PARTITIONS);
 	char *hex = ic_hex(payload, len), *sql;
 
-	cr_assert(asprintf(&sql,
-	                   "BEGIN; INSERT INTO %s (partition, seq, "
-	                   "customer_key, payload%s) SELECT %u, head, '%s', "
-	                   "'\\x%s'::bytea%s FROM (UPDATE stream_heads SET head "
-	                   "= head + 1 WHERE stream = '%s' AND partition = %u "
-	                   "RETURNING head) h; COMMIT",
-	                   table,
-	                   strcmp(table, "tag_changes") == 0
-	                           ? ", tag, added, cause, changed_at"
-	                           : "",
-	                   part, key, hex,
-	                   strcmp(table, "tag_changes") == 0
-	                           ? ", '', false, 'event', now()"
-	                           : "",
-	                   stream, part) >= 0);
+	cr_assert(
+	        asprintf(&sql,
+	                 "WITH h AS (UPDATE stream_heads SET head = head + 1 "
+	                 "WHERE stream = '%s' AND partition = %u RETURNING "
+	                 "head) INSERT INTO %s (partition, seq, customer_key, "
+	                 "payload%s) SELECT %u, head, '%s', '\\x%s'::bytea%s "
+	                 "FROM h",
+	                 stream, part, table, cols, part, key, hex,
+	                 vals) >= 0);
 	pond_test_sql_exec(w->ingest.dsn, sql);
 	free(sql);
 	free(hex);
@@ -170,15 +167,18 @@ rw_tag_change(rw_world *w, const char *key, const char *tag, bool added,
 	tc.cause = "event";
 	tc.changed_at = rw_ts(&ts, changed_at);
 	cr_assert(pond__tag_change__get_packed_size(&tc) <= sizeof(buf));
+	char vals[200];
+	snprintf(vals, sizeof(vals), ", '%s', %s, 'event', '%s'", tag,
+	         added ? "true" : "false", changed_at);
 	rw_stream_write(w, POND_STREAM_TAG_CHANGES, "tag_changes", key, buf,
-	                pond__tag_change__pack(&tc, buf));
+	                pond__tag_change__pack(&tc, buf),
+	                ", tag, added, cause, changed_at", vals);
 }
 
 void
 rw_touch_change(rw_world *w, const char *touch_id, const char *key,
-                const char *campaign_id, const char *state,
-                const char *reason, const char *at, const char *selected_at,
-                int64_t cost_fen)
+                const char *campaign_id, const char *state, const char *reason,
+                const char *at, const char *selected_at, int64_t cost_fen)
 {
 	Pond__TouchChange tc = POND__TOUCH_CHANGE__INIT;
 	Google__Protobuf__Timestamp t1, t2;
@@ -195,7 +195,7 @@ rw_touch_change(rw_world *w, const char *touch_id, const char *key,
 	tc.cost_fen = cost_fen;
 	cr_assert(pond__touch_change__get_packed_size(&tc) <= sizeof(buf));
 	rw_stream_write(w, POND_STREAM_TOUCHES, "touch_changes", key, buf,
-	                pond__touch_change__pack(&tc, buf));
+	                pond__touch_change__pack(&tc, buf), "", "");
 }
 
 int
@@ -233,6 +233,7 @@ rw_get(rw_world *w, const char *fmt, ...)
 	if (status != 200) {
 		char *text = json_dumps(answer, 0);
 		cr_assert_fail("GET %s: %d %s", path, status, text);
+		free(text);
 	}
 	free(path);
 	return (answer);
@@ -244,7 +245,8 @@ rw_row(json_t *report, const char *key, const char *value)
 	json_t *rows = json_object_get(report, "rows"), *row;
 	size_t i;
 
-	json_array_foreach (rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		const char *v = json_string_value(json_object_get(row, key));
 		if (v != NULL && strcmp(v, value) == 0) {
 			return (row);
