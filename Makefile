@@ -96,9 +96,10 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
 
-# The CLI checks tag rules with the tagging service's condition parser.
-CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o
-$(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging
+# The CLI checks tag rules with the tagging service's condition parser, and
+# prints reports with the reporting service's own report code.
+CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o $(reporting_LIBOBJ)
+$(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging -Iservices/reporting
 $(O)/bin/pond: $(CLI_OBJ) $(CLI_SVC_OBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -15,8 +15,8 @@
 #define ADD(ch) "\"contact_added\": {\"channel\": \"" ch "\"}"
 #define SPEND(id, at, fen)                                                    \
 	"{\"event_id\": \"" id "\", \"occurred_at\": \"" at                   \
-	"\", \"channel_spend\": {\"channel\": \"cards\", \"amount_fen\": " fen \
-	", \"item\": \"cards\", \"quantity\": 1}}"
+	"\", \"channel_spend\": {\"channel\": \"cards\", "                    \
+	"\"amount_fen\": " fen ", \"item\": \"cards\", \"quantity\": 1}}"
 
 static json_t *
 goal_of(json_t *list, const char *id)
@@ -24,7 +24,8 @@ goal_of(json_t *list, const char *id)
 	json_t *g;
 	size_t i;
 
-	json_array_foreach (json_object_get(list, "goals"), i, g) {
+	json_array_foreach(json_object_get(list, "goals"), i, g)
+	{
 		if (strcmp(json_string_value(json_object_get(g, "id")), id) ==
 		    0) {
 			return (g);
@@ -64,15 +65,21 @@ Test(reporting_goals, progress_and_on_track, .timeout = 120)
 	 * Goal "cheaper": CAC -50 % -> target 250; progress (300 - 500) /
 	 * (250 - 500) = 0.8 >= 128 / 240: on track.
 	 */
-	rw_send(&w,
-	        EV("x1", "x1", "2025-11-02T00:00:00Z", ADD("cards")) ","
-	        EV("x2", "x2", "2025-11-03T00:00:00Z", ADD("cards")) ","
-	        SPEND("sx", "2025-11-03T00:00:00Z", "1000") ","
-	        EV("y1", "y1", "2025-12-01T00:00:00Z", ADD("cards")) ","
-	        EV("y2", "y2", "2025-12-02T00:00:00Z", ADD("cards")) ","
-	        EV("y3", "y3", "2025-12-03T00:00:00Z", ADD("cards")) ","
-	        EV("y4", "y4", "2025-12-04T00:00:00Z", ADD("cards")) ","
-	        SPEND("sy", "2025-12-02T00:00:00Z", "1200"));
+	rw_send(&w, EV("x1", "x1", "2025-11-02T00:00:00Z", ADD("cards")) "," EV("x2", "x2", "2025-11-03T00:00:00Z", ADD("cards")) "," SPEND(
+	                    "sx", "2025-11-03T00:00:00Z",
+	                    "1000") "," EV("y1", "y1", "2025-12-01T00:00:00Z",
+	                                   ADD("cards")) "," EV("y2", "y2",
+	                                                        "2025-12-"
+	                                                        "02T00:00:00Z",
+	                                                        ADD("cards")) "," EV("y3",
+	                                                                             "y3",
+	                                                                             "2025-12-03T00:00:00Z",
+	                                                                             ADD("cards")) "," EV("y4",
+	                                                                                                  "y4",
+	                                                                                                  "2025-12-04T00:00:00Z",
+	                                                                                                  ADD("cards")) "," SPEND("sy",
+	                                                                                                                          "2025-12-02T00:00:00Z",
+	                                                                                                                          "1200"));
 	rw_settle(&w);
 	cr_assert_eq(rw_http(&w, "PUT", RW_ADMIN_TOKEN, "/v1/goals/new",
 	                     NEW_CARDS, NULL),
@@ -181,8 +188,8 @@ Test(reporting_goals, reports_over_nng, .timeout = 120)
 
 	rw_start(&w, "rpt-nng", NULL);
 	rw_send(&w,
-	        EV("x1", "x1", "2025-12-02T00:00:00Z", ADD("cards")) ","
-	        SPEND("sx", "2025-12-02T00:00:00Z", "900"));
+	        EV("x1", "x1", "2025-12-02T00:00:00Z", ADD("cards")) "," SPEND(
+	                "sx", "2025-12-02T00:00:00Z", "900"));
 	rw_settle(&w);
 	/* The same reply as over HTTP: one cards customer, CAC 900. */
 	const char *kv[] = {"from", "2025-12-01", "to", "2025-12-08", NULL};
@@ -209,5 +216,34 @@ Test(reporting_goals, reports_over_nng, .timeout = 120)
 	reply = nng_report(&w, RW_READ_TOKEN, "customers/x1", NULL);
 	cr_assert_eq(reply->status, 200);
 	pond__report_reply__free_unpacked(reply, NULL);
+
+	/* `pond report` runs the same code: --json is the HTTP reply, and
+	 * the table has the cards row with its CAC. */
+	char e_dsn[600], *out = NULL;
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", w.ingest.dsn);
+	const char *env[] = {e_dsn, "POND_TZ=Asia/Shanghai", NULL};
+	const char *json_argv[] = {"pond",       "report",     "acquisition",
+	                           "--from",     "2025-12-01", "--to",
+	                           "2025-12-08", "--as-of",    "2026-01-05",
+	                           "--json",     NULL};
+	cr_assert_eq(pond_test_run(json_argv, env, "rpt-nng-cli", &out), 0);
+	json_t *cli_json = pond_test_json(out);
+	http_json = rw_get(&w, "/v1/reports/acquisition?from=2025-12-01&to="
+	                       "2025-12-08&as_of=2026-01-05");
+	cr_assert(json_equal(cli_json, http_json), "%s", out);
+	json_decref(cli_json);
+	json_decref(http_json);
+	free(out);
+	const char *table_argv[] = {"pond",       "report",     "acquisition",
+	                            "--from",     "2025-12-01", "--to",
+	                            "2025-12-08", NULL};
+	cr_assert_eq(pond_test_run(table_argv, env, "rpt-nng-cli", &out), 0);
+	cr_assert(strstr(out, "channel") != NULL, "%s", out);
+	cr_assert(strstr(out, "cards") != NULL, "%s", out);
+	cr_assert(strstr(out, "900") != NULL, "%s", out);
+	free(out);
+	const char *bad_argv[] = {"pond",   "report",     "acquisition",
+	                          "--from", "2025-12-01", NULL};
+	cr_assert_eq(pond_test_run(bad_argv, env, "rpt-nng-cli", NULL), 1);
 	rw_stop(&w);
 }
