@@ -39,9 +39,10 @@ report_setup(reporting *rp)
 	rp->tz = report_env("POND_TZ", "Asia/Shanghai");
 	setenv("TZ", rp->tz, 1);
 	tzset();
-	if (reporting_tiers_parse(report_env("POND_COMMISSION_TIERS",
-	                                     "0:0.03,1000000:0.05,5000000:0.08"),
-	                          rp->tiers, &rp->ntiers, &why) != 0) {
+	if (reporting_tiers_parse(
+	            report_env("POND_COMMISSION_TIERS",
+	                       "0:0.03,1000000:0.05,5000000:0.08"),
+	            rp->tiers, &rp->ntiers, &why) != 0) {
 		return (pond_cli_fail("POND_COMMISSION_TIERS: %s", why));
 	}
 	if (!pond_cli_int(report_env("POND_ATTRIBUTION_H", "72"), 1, 8760,
@@ -65,14 +66,14 @@ cell_text(json_t *v)
 		return (strdup(json_string_value(v)));
 	}
 	if (json_is_integer(v)) {
-		return (asprintf(&s, "%lld", (long long)json_integer_value(v)) <
-		                        0
+		return (asprintf(&s, "%lld",
+		                 (long long)json_integer_value(v)) < 0
 		                ? NULL
 		                : s);
 	}
 	if (json_is_real(v)) {
 		return (asprintf(&s, "%.15g", json_real_value(v)) < 0 ? NULL
-		                                                       : s);
+		                                                      : s);
 	}
 	if (json_is_boolean(v)) {
 		return (strdup(json_is_true(v) ? "true" : "false"));
@@ -96,14 +97,16 @@ print_objects(json_t *rows)
 		printf("(no rows)\n");
 		return (POND_CLI_OK);
 	}
-	json_object_foreach (first, key, v) {
+	json_object_foreach(first, key, v)
+	{
 		if (ncols < 32) {
 			headers[ncols] = key;
 			align[ncols++] = json_is_number(v) ? 'r' : 'l';
 		}
 	}
 	pond_cli_table_init(&t, ncols, headers, align);
-	json_array_foreach (rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		char *cells[32] = {0};
 		for (size_t c = 0; c < ncols; c++) {
 			cells[c] = cell_text(json_object_get(row, headers[c]));
@@ -132,7 +135,8 @@ print_reply(json_t *reply)
 
 	if (json_array_size(json_object_get(reply, "rows")) > 0 ||
 	    !json_is_object(total)) {
-		if ((rv = print_objects(json_object_get(reply, "rows"))) != 0) {
+		if ((rv = print_objects(json_object_get(reply, "rows"))) !=
+		    0) {
 			return (rv);
 		}
 	}
@@ -140,7 +144,8 @@ print_reply(json_t *reply)
 		return (POND_CLI_OK);
 	}
 	pond_cli_table_init(&t, 2, cols, "lr");
-	json_object_foreach (total, key, v) {
+	json_object_foreach(total, key, v)
+	{
 		char *text = cell_text(v);
 		const char *cells[] = {key, text};
 		rv = pond_cli_table_row(&t, cells);
@@ -184,14 +189,23 @@ report_run(pond_cli *cli, int argc, char **argv)
 	/* Options carry the query parameters of the HTTP API, dashes for
 	 * underscores; values[i] goes with reporting_param_names order. */
 	static const char *const names[] = {
-	        "from",        "to",      "as_of",           "channel",
-	        "days",        "margin",  "weeks",           "window_days",
-	        "campaign_id", "tag",     "invitees_needed", "group_by",
+	        "from",        "to",     "as_of",           "channel",
+	        "days",        "margin", "weeks",           "window_days",
+	        "campaign_id", "tag",    "invitees_needed", "group_by",
 	};
 	static const char *const opt_names[] = {
-	        "--from",        "--to",     "--as-of",           "--channel",
-	        "--days",        "--margin", "--weeks",           "--window-days",
-	        "--campaign-id", "--tag",    "--invitees-needed", "--group-by",
+	        "--from",
+	        "--to",
+	        "--as-of",
+	        "--channel",
+	        "--days",
+	        "--margin",
+	        "--weeks",
+	        "--window-days",
+	        "--campaign-id",
+	        "--tag",
+	        "--invitees-needed",
+	        "--group-by",
 	};
 	enum { NOPT = sizeof(names) / sizeof(names[0]) };
 	const char *values[NOPT] = {0};
@@ -273,10 +287,11 @@ goals_rm(pond_cli *cli, int argc, char **argv)
 }
 
 static const pond_cli_command report_commands[] = {
-        {"report", "NAME [--from T --to T] [--as-of T] [--channel C] "
-                   "[--days 30,60] [--margin M] [--weeks N] "
-                   "[--window-days N] [--campaign-id ID] [--tag T] "
-                   "[--invitees-needed N] [--group-by G] [--json]",
+        {"report",
+         "NAME [--from T --to T] [--as-of T] [--channel C] "
+         "[--days 30,60] [--margin M] [--weeks N] "
+         "[--window-days N] [--campaign-id ID] [--tag T] "
+         "[--invitees-needed N] [--group-by G] [--json]",
          "print a report (acquisition, ltv, payback, repurchase, "
          "lifecycle, retention, funnel, campaigns[/ID], fission, guides, "
          "portrait, goals) as a table",

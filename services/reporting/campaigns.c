@@ -18,6 +18,10 @@
 #include "db.h"
 #include "reporting.h"
 
+/* A read or clicked receipt means delivered too (a lost delivered
+ * receipt must not lose the conversion); the earliest one is the time. */
+#define DELIVERED "('delivered', 'read', 'clicked')"
+
 static const char campaigns_sql[] =
         "WITH t AS (SELECT DISTINCT ON (touch_id) partition, customer_key, "
         " touch_id, campaign_id, selected_at FROM rpt_touch_changes WHERE "
@@ -28,9 +32,10 @@ static const char campaigns_sql[] =
         " x JOIN t USING (partition, customer_key, touch_id) WHERE x.at IS "
         " NULL OR x.at < $3 ORDER BY x.touch_id, x.state, x.seq), "
         "del AS (SELECT x.partition, x.customer_key, x.touch_id, "
-        " x.campaign_id, x.at FROM rpt_touch_changes x WHERE x.state = "
-        " 'delivered' AND x.at < $3 AND (x.partition, x.customer_key) IN "
-        " (SELECT partition, customer_key FROM t)), "
+        " x.campaign_id, min(x.at) AS at FROM rpt_touch_changes x WHERE "
+        " x.state IN " DELIVERED " AND x.at < $3 AND (x.partition, "
+        " x.customer_key) IN (SELECT partition, customer_key FROM t) "
+        " GROUP BY 1, 2, 3, 4), "
         "conv AS (SELECT d.campaign_id, o.amount_fen FROM rpt_orders o "
         " JOIN LATERAL (SELECT d.touch_id, d.campaign_id, d.at FROM del d "
         " WHERE d.partition = o.partition AND d.customer_key = "
@@ -49,8 +54,8 @@ static const char campaigns_sql[] =
         "  c.id), "
         " (SELECT count(*) FROM st WHERE campaign_id = c.id AND state = "
         "  'sent'), "
-        " (SELECT count(*) FROM st WHERE campaign_id = c.id AND state = "
-        "  'delivered'), "
+        " (SELECT count(DISTINCT touch_id) FROM st WHERE campaign_id = "
+        "  c.id AND state IN " DELIVERED "), "
         " (SELECT count(*) FROM st WHERE campaign_id = c.id AND state = "
         "  'failed'), "
         " (SELECT COALESCE(json_object_agg(r, n), '{}') FROM (SELECT "

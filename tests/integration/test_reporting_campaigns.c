@@ -11,8 +11,10 @@
 
 #include "test_reporting.h"
 
+/* clang-format off */
 #define ADD(ch)       "\"contact_added\": {\"channel\": \"" ch "\"}"
 #define ORDER(oid, f) "\"order_paid\": {\"order_id\": \"" oid "\", \"amount_fen\": " f "}"
+/* clang-format on */
 
 #define SEL "2025-12-01T00:00:00Z"
 
@@ -53,14 +55,17 @@ Test(reporting_campaigns, conversions_cost_roi_and_lift, .timeout = 120)
 	 *      a hold-out conversion
 	 *   u5 t6 c1 held out; order 12-05 (over 72 h): none
 	 *   u6 t7 c1 suppressed frequency_cap; u7 t8 c1 suppressed opt_out
+	 *   u8 t9 c1 sent; its only receipt is "read" (12-01 05:00): read
+	 *      means delivered; order 800 12-02 00:00 is a c1 conversion
 	 *   reward 30 paid with campaign c1 (12-03)
-	 * c1: audience 7; sent 3; delivered 2; failed 1; suppressed 1 + 1;
-	 *     conversions 1, revenue 1000; cost 10 x 3 + 30 = 60; ROI (1000 -
-	 *     60) / 60; hold-out 2 with 1 conversion; lift = (1/3) / (1/2) -
-	 *     1 = 2/3 - 1.
+	 * c1: audience 8; sent 4; delivered 3; failed 1; suppressed 1 + 1;
+	 *     conversions 2, revenue 1000 + 800; cost 10 x 4 + 30 = 70; ROI
+	 *     (1800 - 70) / 70; hold-out 2 with 1 conversion; lift = (2/4) /
+	 *     (1/2) - 1 = 0.
 	 * c2: audience 1; sent 1; delivered 1; conversions 1, revenue 2000;
 	 *     cost 5; ROI 1995 / 5 = 399; no hold-out: lift null.
 	 */
+	/* clang-format off */
 	rw_send(&w,
 	        EV("u1-a", "u1", "2025-11-01T00:00:00Z", ADD("cards")) ","
 	        EV("u1-o1", "u1", "2025-12-04T01:59:59Z", ORDER("u1o1", "1000")) ","
@@ -69,9 +74,11 @@ Test(reporting_campaigns, conversions_cost_roi_and_lift, .timeout = 120)
 	        EV("u3-o", "u3", "2025-12-02T00:00:00Z", ORDER("u3o", "300")) ","
 	        EV("u4-o", "u4", "2025-12-02T00:00:00Z", ORDER("u4o", "500")) ","
 	        EV("u5-o", "u5", "2025-12-05T00:00:00Z", ORDER("u5o", "500")) ","
+	        EV("u8-o", "u8", "2025-12-02T00:00:00Z", ORDER("u8o", "800")) ","
 	        EV("u1-rw", "u1", "2025-12-03T00:00:00Z",
 	           "\"reward_paid\": {\"kind\": \"coupon\", \"amount_fen\": 30, "
 	           "\"campaign_id\": \"c1\"}"));
+	/* clang-format on */
 	touch(&w, "t1", "u1", "c1", SEL, "2025-12-01T01:00:00Z", "delivered",
 	      "2025-12-01T02:00:00Z", 10);
 	touch(&w, "t2", "u2", "c1", SEL, "2025-12-01T01:00:00Z", "delivered",
@@ -80,6 +87,8 @@ Test(reporting_campaigns, conversions_cost_roi_and_lift, .timeout = 120)
 	      "2025-12-02T01:00:00Z", "delivered", "2025-12-03T00:00:00Z", 5);
 	touch(&w, "t4", "u3", "c1", SEL, "2025-12-01T01:00:00Z", "failed",
 	      "2025-12-01T03:00:00Z", 10);
+	touch(&w, "t9", "u8", "c1", SEL, "2025-12-01T01:00:00Z", "read",
+	      "2025-12-01T05:00:00Z", 10);
 	rw_touch_change(&w, "t5", "u4", "c1", "held_out", NULL, SEL, SEL, 0);
 	rw_touch_change(&w, "t6", "u5", "c1", "held_out", NULL, SEL, SEL, 0);
 	rw_touch_change(&w, "t7", "u6", "c1", "suppressed", "frequency_cap",
@@ -91,20 +100,20 @@ Test(reporting_campaigns, conversions_cost_roi_and_lift, .timeout = 120)
 	r = rw_get(&w, "/v1/reports/campaigns?from=2025-12-01&to=2025-12-15");
 	cr_assert_eq(json_array_size(json_object_get(r, "rows")), 2);
 	row = rw_row(r, "campaign_id", "c1");
-	RW_NUM(row, "audience", 7);
-	RW_NUM(row, "sent", 3);
-	RW_NUM(row, "delivered", 2);
+	RW_NUM(row, "audience", 8);
+	RW_NUM(row, "sent", 4);
+	RW_NUM(row, "delivered", 3);
 	RW_NUM(row, "failed", 1);
 	json_t *sup = json_object_get(row, "suppressed");
 	RW_NUM(sup, "frequency_cap", 1);
 	RW_NUM(sup, "opt_out", 1);
-	RW_NUM(row, "conversions", 1);
-	RW_NUM(row, "revenue_fen", 1000);
-	RW_NUM(row, "cost_fen", 60);
-	RW_NUM(row, "roi", 940.0 / 60.0);
+	RW_NUM(row, "conversions", 2);
+	RW_NUM(row, "revenue_fen", 1800);
+	RW_NUM(row, "cost_fen", 70);
+	RW_NUM(row, "roi", 1730.0 / 70.0);
 	RW_NUM(row, "holdout_size", 2);
 	RW_NUM(row, "holdout_conversions", 1);
-	RW_NUM(row, "lift", 2.0 / 3.0 - 1.0);
+	RW_NUM(row, "lift", 0);
 	row = rw_row(r, "campaign_id", "c2");
 	RW_NUM(row, "audience", 1);
 	RW_NUM(row, "conversions", 1);
@@ -115,17 +124,17 @@ Test(reporting_campaigns, conversions_cost_roi_and_lift, .timeout = 120)
 	json_decref(r);
 
 	/* One campaign by path, as_of 12-02 00:00 exactly: t2's delivery
-	 * (at that instant) and u4's order are not yet known, nor the
-	 * reward: delivered 1, hold-out conversions 0, cost 30, no
-	 * conversion yet (u1's order is 12-04). */
+	 * and the orders of u4 and u8 (at that instant) are not yet known,
+	 * nor the reward: delivered t1 and t9 (read), hold-out conversions
+	 * 0, no conversion yet, cost 4 sent x 10 = 40: ROI -1. */
 	r = rw_get(&w, "/v1/reports/campaigns/c1?from=2025-12-01&to=2025-12-15"
 	               "&as_of=2025-12-02T00:00:00Z");
 	cr_assert_eq(json_array_size(json_object_get(r, "rows")), 1);
 	row = rw_row(r, "campaign_id", "c1");
-	RW_NUM(row, "delivered", 1);
+	RW_NUM(row, "delivered", 2);
 	RW_NUM(row, "holdout_conversions", 0);
 	RW_NUM(row, "conversions", 0);
-	RW_NUM(row, "cost_fen", 30);
+	RW_NUM(row, "cost_fen", 40);
 	RW_NUM(row, "roi", -1);
 	json_decref(r);
 	rw_stop(&w);

@@ -11,6 +11,7 @@
 
 #include "test_reporting.h"
 
+/* clang-format off */
 #define ADD(ch)        "\"contact_added\": {\"channel\": \"" ch "\"}"
 #define ORDER(oid, f)  "\"order_paid\": {\"order_id\": \"" oid "\", \"amount_fen\": " f "}"
 #define REFUND(oid, f) "\"order_refunded\": {\"order_id\": \"" oid "\", \"amount_fen\": " f "}"
@@ -18,6 +19,7 @@
 #define TOUCHED        "\"interaction\": {\"kind\": \"message\"}"
 #define REGION(r)      "\"profile_updated\": {\"region\": \"" r "\"}"
 #define INDUSTRY(i)    "\"profile_updated\": {\"industry\": \"" i "\"}"
+/* clang-format on */
 
 /* row_of returns the row whose field key equals the number n. */
 static json_t *
@@ -33,7 +35,8 @@ value_row(json_t *r, const char *value)
 	json_t *row;
 	size_t i;
 
-	json_array_foreach (json_object_get(r, "rows"), i, row) {
+	json_array_foreach(json_object_get(r, "rows"), i, row)
+	{
 		json_t *v = json_object_get(row, "value");
 		if ((value == NULL && json_is_null(v)) ||
 		    (value != NULL && json_is_string(v) &&
@@ -60,6 +63,7 @@ value_row(json_t *r, const char *value)
 static void
 send_people(rw_world *w)
 {
+	/* clang-format off */
 	rw_send(w,
 	        EV("b1-add", "b1", "2025-12-01T02:00:00Z", ADD("cards")) ","
 	        EV("b1-r1", "b1", "2025-12-01T03:00:00Z", REGION("Shanghai")) ","
@@ -84,6 +88,7 @@ send_people(rw_world *w)
 	        EV("b7-add", "b7", "2025-12-04T13:00:00Z", ADD("douyin")) ","
 	        EV("b7-rm", "b7", "2025-12-05T02:00:00Z",
 	           "\"contact_removed\": {\"by\": \"staff\"}"));
+	/* clang-format on */
 	rw_tag_change(w, "b1", "vip", true, "2025-12-01T04:00:00Z");
 	rw_tag_change(w, "b2", "vip", true, "2025-12-01T04:00:00Z");
 	rw_tag_change(w, "b2", "vip", false, "2025-12-10T04:00:00Z");
@@ -137,7 +142,8 @@ Test(reporting_cohorts, lifecycle_and_portrait, .timeout = 120)
 	json_decref(r);
 	/* At local midnight of 12-06 (12-05 16:00Z) b1 was still in
 	 * Shanghai, and b4's 12-05 02:00 update is known: Shanghai 3. */
-	r = rw_get(&w, "/v1/reports/portrait?group_by=region&as_of=2025-12-06");
+	r = rw_get(&w,
+	           "/v1/reports/portrait?group_by=region&as_of=2025-12-06");
 	RW_NUM(value_row(r, "Shanghai"), "customers", 3);
 	json_decref(r);
 	/* Channel: cards b1 b3 b4, sms b2 b5, douyin b7, none b6. */
@@ -180,10 +186,11 @@ Test(reporting_cohorts, lifecycle_and_portrait, .timeout = 120)
 	                 "member");
 	cr_assert_eq(json_array_size(json_object_get(r, "tags")), 1);
 	cr_assert_eq(json_array_size(json_object_get(r, "events")), 4);
-	cr_assert_str_eq(json_string_value(json_object_get(
-	                         json_array_get(json_object_get(r, "events"), 0),
-	                         "event_id")),
-	                 "b1-m");
+	cr_assert_str_eq(
+	        json_string_value(json_object_get(
+	                json_array_get(json_object_get(r, "events"), 0),
+	                "event_id")),
+	        "b1-m");
 	json_decref(r);
 	cr_assert_eq(rw_http(&w, "GET", RW_READ_TOKEN, "/v1/customers/nobody",
 	                     NULL, NULL),
@@ -213,6 +220,7 @@ Test(reporting_cohorts, retention_in_local_weeks, .timeout = 120)
 	 *   12-08: cohort 1; week 0: 0; week 1: r4 1; week 2 starts local
 	 *          12-22, after as_of: null
 	 */
+	/* clang-format off */
 	rw_send(&w,
 	        EV("r1-i", "r1", "2025-12-01T01:00:00Z", TOUCHED) ","
 	        EV("r1-add", "r1", "2025-12-01T02:00:00Z", ADD("cards")) ","
@@ -224,6 +232,7 @@ Test(reporting_cohorts, retention_in_local_weeks, .timeout = 120)
 	        EV("r3-o", "r3", "2025-12-07T16:30:00Z", ORDER("r3o", "100")) ","
 	        EV("r4-add", "r4", "2025-12-08T02:00:00Z", ADD("cards")) ","
 	        EV("r4-i", "r4", "2025-12-15T03:00:00Z", TOUCHED));
+	/* clang-format on */
 	rw_settle(&w);
 	r = rw_get(&w, "/v1/reports/retention?from=2025-12-01&to=2025-12-15"
 	               "&weeks=3&as_of=2025-12-16T00:00:00Z");
@@ -266,6 +275,7 @@ Test(reporting_cohorts, funnel_windows, .timeout = 120)
 	 * member f1 = 1. Rates from previous: -, 3/4, 2/3, 1/2; from the
 	 * first: 1, 3/4, 2/4, 1/4.
 	 */
+	/* clang-format off */
 	rw_send(&w,
 	        EV("f1-add", "f1", "2025-12-01T00:00:00Z", ADD("cards")) ","
 	        EV("f1-o1", "f1", "2025-12-02T00:00:00Z", ORDER("f1o1", "1")) ","
@@ -281,6 +291,7 @@ Test(reporting_cohorts, funnel_windows, .timeout = 120)
 	        EV("f4-add", "f4", "2025-12-02T00:00:00Z", ADD("cards")) ","
 	        EV("f4-o1", "f4", "2025-12-04T00:00:00Z", ORDER("f4o1", "1")) ","
 	        EV("f5-add", "f5", "2025-12-20T00:00:00Z", ADD("cards")));
+	/* clang-format on */
 	rw_settle(&w);
 	r = rw_get(&w, "/v1/reports/funnel?from=2025-12-01&to=2025-12-15"
 	               "&window_days=10");
@@ -312,10 +323,12 @@ Test(reporting_cohorts, funnel_windows, .timeout = 120)
 	rw_stop(&w);
 }
 
+/* clang-format off */
 #define INVITED(inv, camp)                                                    \
 	"\"contact_added\": {\"channel\": \"referral\", \"inviter_key\": \"" inv \
 	"\", \"campaign_id\": \"" camp "\"}"
 #define SHARE(camp) "\"invite_shared\": {\"campaign_id\": \"" camp "\"}"
+/* clang-format on */
 
 Test(reporting_cohorts, fission, .timeout = 120)
 {
@@ -335,6 +348,7 @@ Test(reporting_cohorts, fission, .timeout = 120)
 	 * by key). With campaign_id=cf: shares 2 (p1's), inviters 1,
 	 * invitees 4 (all cf), K 4.
 	 */
+	/* clang-format off */
 	rw_send(&w,
 	        EV("p1-s0", "p1", "2025-11-20T00:00:00Z", SHARE("cf")) ","
 	        EV("p1-s1", "p1", "2025-12-02T00:00:00Z", SHARE("cf")) ","
@@ -346,6 +360,7 @@ Test(reporting_cohorts, fission, .timeout = 120)
 	        EV("n4-add", "n4", "2025-12-06T00:00:00Z", INVITED("p3", "cf")) ","
 	        EV("n5-add", "n5", "2025-11-21T00:00:00Z", INVITED("p1", "cf")) ","
 	        EV("n1-add2", "n1", "2025-12-07T00:00:00Z", INVITED("p2", "cf")));
+	/* clang-format on */
 	rw_settle(&w);
 	r = rw_get(&w, "/v1/reports/fission?from=2025-12-01&to=2025-12-15"
 	               "&invitees_needed=2");
@@ -379,9 +394,11 @@ Test(reporting_cohorts, fission, .timeout = 120)
 	rw_stop(&w);
 }
 
+/* clang-format off */
 #define OWNED(g, s)                                                           \
 	"\"contact_added\": {\"channel\": \"store\", \"guide_id\": \"" g      \
 	"\", \"store_id\": \"" s "\"}"
+/* clang-format on */
 
 Test(reporting_cohorts, guides_and_commission, .timeout = 120)
 {
@@ -407,6 +424,7 @@ Test(reporting_cohorts, guides_and_commission, .timeout = 120)
 	 *      acquisition: net 0 -> tier 0, commission 0
 	 *   s3: 1050 - 300 = 750 -> 22.5 -> 23; added 2
 	 */
+	/* clang-format off */
 	rw_send(&w,
 	        EV("q1-add", "q1", "2025-12-01T00:00:00Z", OWNED("g1", "s1")) ","
 	        EV("q1-o", "q1", "2025-12-02T00:00:00Z", ORDER("q1o", "8000")) ","
@@ -420,6 +438,7 @@ Test(reporting_cohorts, guides_and_commission, .timeout = 120)
 	        EV("q4-r", "q4", "2025-12-04T00:00:00Z", REFUND("q4o", "800")) ","
 	        EV("q5-o", "q5", "2025-12-02T00:00:00Z", ORDER("q5o", "2000")) ","
 	        EV("q5-add", "q5", "2025-12-03T00:00:00Z", OWNED("g4", "s4")));
+	/* clang-format on */
 	rw_settle(&w);
 	r = rw_get(&w, "/v1/reports/guides?from=2025-12-01&to=2025-12-15");
 	cr_assert_eq(json_array_size(json_object_get(r, "rows")), 8);

@@ -12,11 +12,13 @@
 #include "pond/report.pb-c.h"
 #include "test_reporting.h"
 
+/* clang-format off */
 #define ADD(ch) "\"contact_added\": {\"channel\": \"" ch "\"}"
 #define SPEND(id, at, fen)                                                    \
 	"{\"event_id\": \"" id "\", \"occurred_at\": \"" at                   \
 	"\", \"channel_spend\": {\"channel\": \"cards\", "                    \
 	"\"amount_fen\": " fen ", \"item\": \"cards\", \"quantity\": 1}}"
+/* clang-format on */
 
 static json_t *
 goal_of(json_t *list, const char *id)
@@ -35,6 +37,7 @@ goal_of(json_t *list, const char *id)
 	return (NULL);
 }
 
+/* clang-format off */
 #define NEW_CARDS                                                             \
 	"{\"metric\": \"acquisition.new_customers\", \"params\": "            \
 	"{\"channel\": \"cards\"}, \"baseline_from\": \"2025-11-01\", "       \
@@ -45,6 +48,7 @@ goal_of(json_t *list, const char *id)
 	"\"cards\"}, \"baseline_from\": \"2025-11-01\", \"baseline_to\": "    \
 	"\"2025-11-08\", \"from\": \"2025-12-01\", \"deadline\": "            \
 	"\"2025-12-11\", \"target_change\": -0.5}"
+/* clang-format on */
 
 Test(reporting_goals, progress_and_on_track, .timeout = 120)
 {
@@ -65,6 +69,7 @@ Test(reporting_goals, progress_and_on_track, .timeout = 120)
 	 * Goal "cheaper": CAC -50 % -> target 250; progress (300 - 500) /
 	 * (250 - 500) = 0.8 >= 128 / 240: on track.
 	 */
+	/* clang-format off */
 	rw_send(&w, EV("x1", "x1", "2025-11-02T00:00:00Z", ADD("cards")) "," EV("x2", "x2", "2025-11-03T00:00:00Z", ADD("cards")) "," SPEND(
 	                    "sx", "2025-11-03T00:00:00Z",
 	                    "1000") "," EV("y1", "y1", "2025-12-01T00:00:00Z",
@@ -80,6 +85,7 @@ Test(reporting_goals, progress_and_on_track, .timeout = 120)
 	                                                                                                  ADD("cards")) "," SPEND("sy",
 	                                                                                                                          "2025-12-02T00:00:00Z",
 	                                                                                                                          "1200"));
+	/* clang-format on */
 	rw_settle(&w);
 	cr_assert_eq(rw_http(&w, "PUT", RW_ADMIN_TOKEN, "/v1/goals/new",
 	                     NEW_CARDS, NULL),
@@ -187,9 +193,11 @@ Test(reporting_goals, reports_over_nng, .timeout = 120)
 	Pond__ReportReply *reply;
 
 	rw_start(&w, "rpt-nng", NULL);
+	/* clang-format off */
 	rw_send(&w,
 	        EV("x1", "x1", "2025-12-02T00:00:00Z", ADD("cards")) "," SPEND(
 	                "sx", "2025-12-02T00:00:00Z", "900"));
+	/* clang-format on */
 	rw_settle(&w);
 	/* The same reply as over HTTP: one cards customer, CAC 900. */
 	const char *kv[] = {"from", "2025-12-01", "to", "2025-12-08", NULL};

@@ -33,6 +33,7 @@
 
 #include "test_reporting.h"
 
+/* clang-format off */
 #define SPEND(id, at, ch, fen)                                                \
 	"{\"event_id\": \"" id "\", \"occurred_at\": \"" at                   \
 	"\", \"channel_spend\": {\"channel\": \"" ch "\", \"amount_fen\": " fen \
@@ -42,12 +43,14 @@
 #define ORDER(oid, f)  "\"order_paid\": {\"order_id\": \"" oid "\", \"amount_fen\": " f "}"
 #define REFUND(oid, f) "\"order_refunded\": {\"order_id\": \"" oid "\", \"amount_fen\": " f "}"
 #define REWARD(f)      "\"reward_paid\": {\"kind\": \"red_packet\", \"amount_fen\": " f "}"
+/* clang-format on */
 
 #define PERIOD "from=2025-12-01&to=2025-12-08"
 
 static void
 send_history(rw_world *w)
 {
+	/* clang-format off */
 	rw_send(w,
 	        EV("a1-add", "a1", "2025-12-01T02:00:00Z",
 	           "\"contact_added\": {\"channel\": \"cards\", \"guide_id\": "
@@ -78,6 +81,7 @@ send_history(rw_world *w)
 	        SPEND("sp3", "2025-12-03T05:00:00Z", "sms", "300") ","
 	        SPEND("sp4", "2025-12-02T05:00:00Z", "douyin", "700") ","
 	        SPEND("sp5", "2025-12-07T20:00:00Z", "cards", "9999"));
+	/* clang-format on */
 	rw_settle(w);
 }
 

@@ -25,10 +25,10 @@
 
 #include "test_reporting.h"
 
-#define NCUST    2000
-#define NCHAN    4
-#define DAY      POND_USEC_PER_DAY
-#define LOCAL_H  (8 * POND_USEC_PER_HOUR)
+#define NCUST   2000
+#define NCHAN   4
+#define DAY     POND_USEC_PER_DAY
+#define LOCAL_H (8 * POND_USEC_PER_HOUR)
 
 enum { K_ADD, K_ORDER, K_REFUND, K_REWARD, K_MEMBER, K_TOUCH, K_SPEND };
 
@@ -86,51 +86,57 @@ gen_json(gen_ev *e)
 	snprintf(key, sizeof(key), "k%d", e->cust);
 	switch (e->kind) {
 	case K_ADD:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
-		              "\"occurred_at\": \"%s\", \"contact_added\": "
-		              "{\"channel\": \"%s\"}}",
-		              e->id, key, at, channels[e->chan]);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
+		        "\"occurred_at\": \"%s\", \"contact_added\": "
+		        "{\"channel\": \"%s\"}}",
+		        e->id, key, at, channels[e->chan]);
 		break;
 	case K_ORDER:
 	case K_REFUND:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
-		              "\"occurred_at\": \"%s\", \"%s\": {\"order_id\": "
-		              "\"o%s\", \"amount_fen\": %" PRId64 "}}",
-		              e->id, key, at,
-		              e->kind == K_ORDER ? "order_paid" : "order_refunded",
-		              e->id, e->amount);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
+		        "\"occurred_at\": \"%s\", \"%s\": {\"order_id\": "
+		        "\"o%s\", \"amount_fen\": %" PRId64 "}}",
+		        e->id, key, at,
+		        e->kind == K_ORDER ? "order_paid" : "order_refunded",
+		        e->id, e->amount);
 		break;
 	case K_REWARD:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
-		              "\"occurred_at\": \"%s\", \"reward_paid\": "
-		              "{\"kind\": \"red_packet\", \"amount_fen\": %" PRId64
-		              "}}",
-		              e->id, key, at, e->amount);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
+		        "\"occurred_at\": \"%s\", \"reward_paid\": "
+		        "{\"kind\": \"red_packet\", \"amount_fen\": %" PRId64
+		        "}}",
+		        e->id, key, at, e->amount);
 		break;
 	case K_MEMBER:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
-		              "\"occurred_at\": \"%s\", \"member_joined\": "
-		              "{\"tier\": \"gold\"}}",
-		              e->id, key, at);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
+		        "\"occurred_at\": \"%s\", \"member_joined\": "
+		        "{\"tier\": \"gold\"}}",
+		        e->id, key, at);
 		break;
 	case K_TOUCH:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
-		              "\"occurred_at\": \"%s\", \"interaction\": "
-		              "{\"kind\": \"message\"}}",
-		              e->id, key, at);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"customer_key\": \"%s\", "
+		        "\"occurred_at\": \"%s\", \"interaction\": "
+		        "{\"kind\": \"message\"}}",
+		        e->id, key, at);
 		break;
 	case K_SPEND:
-		rv = asprintf(&e->json,
-		              "{\"event_id\": \"%s\", \"occurred_at\": \"%s\", "
-		              "\"channel_spend\": {\"channel\": \"%s\", "
-		              "\"amount_fen\": %" PRId64
-		              ", \"item\": \"cards\", \"quantity\": 1}}",
-		              e->id, at, channels[e->chan], e->amount);
+		rv = asprintf(
+		        &e->json,
+		        "{\"event_id\": \"%s\", \"occurred_at\": \"%s\", "
+		        "\"channel_spend\": {\"channel\": \"%s\", "
+		        "\"amount_fen\": %" PRId64
+		        ", \"item\": \"cards\", \"quantity\": 1}}",
+		        e->id, at, channels[e->chan], e->amount);
 		break;
 	}
 	cr_assert(rv > 0);
@@ -143,7 +149,8 @@ gen_history(gen *g)
 {
 	pond_time base;
 
-	cr_assert_eq(pond_time_parse_rfc3339("2025-09-30T16:00:00Z", &base), 0);
+	cr_assert_eq(pond_time_parse_rfc3339("2025-09-30T16:00:00Z", &base),
+	             0);
 	for (int c = 0; c < NCUST; c++) {
 		pond_time t0 = base + (pond_time)rnd(g, 92 * 86400) *
 		                              POND_USEC_PER_SEC;
@@ -153,11 +160,15 @@ gen_history(gen *g)
 			if (a == 1) {
 				/* Later, earlier, or at the same instant. */
 				int how = rnd(g, 3);
-				t = how == 0   ? t0 + (pond_time)rnd(g, 20 * 86400) *
-				                          POND_USEC_PER_SEC
-				    : how == 1 ? t0 - (pond_time)rnd(g, 20 * 86400) *
-				                          POND_USEC_PER_SEC
-				               : t0;
+				t = how == 0
+				            ? t0 + (pond_time)rnd(g,
+				                                  20 * 86400) *
+				                              POND_USEC_PER_SEC
+				    : how == 1
+				            ? t0 - (pond_time)rnd(g,
+				                                  20 * 86400) *
+				                              POND_USEC_PER_SEC
+				            : t0;
 			}
 			gen_add(g, K_ADD, c, t)->chan = (int)rnd(g, NCHAN);
 		}
@@ -169,29 +180,30 @@ gen_history(gen *g)
 			gen_ev *e = gen_add(g, K_ORDER, c, t);
 			e->amount = 100 + rnd(g, 10000);
 			if (rnd(g, 4) == 0) {
-				int64_t amount = rnd(g, 2) ? e->amount
-				                           : 1 + rnd(g, e->amount);
+				int64_t amount =
+				        rnd(g, 2) ? e->amount
+				                  : 1 + rnd(g, e->amount);
 				gen_add(g, K_REFUND, c,
 				        t + (pond_time)rnd(g, 10 * 86400) *
-				                    POND_USEC_PER_SEC)
+				                        POND_USEC_PER_SEC)
 				        ->amount = amount;
 			}
 		}
 		if (rnd(g, 3) == 0) {
 			gen_add(g, K_REWARD, c,
 			        t0 + (pond_time)rnd(g, 30 * 86400) *
-			                     POND_USEC_PER_SEC)
+			                        POND_USEC_PER_SEC)
 			        ->amount = 1 + rnd(g, 1000);
 		}
 		if (rnd(g, 5) == 0) {
 			gen_add(g, K_MEMBER, c,
 			        t0 + (pond_time)rnd(g, 60 * 86400) *
-			                     POND_USEC_PER_SEC);
+			                        POND_USEC_PER_SEC);
 		}
 		for (int i = (int)rnd(g, 3); i > 0; i--) {
 			gen_add(g, K_TOUCH, c,
 			        t0 + (pond_time)rnd(g, 60 * 86400) *
-			                     POND_USEC_PER_SEC);
+			                        POND_USEC_PER_SEC);
 		}
 	}
 	for (int s = 0; s < 60; s++) {
@@ -199,7 +211,7 @@ gen_history(gen *g)
 		 * November period it has new customers but no spend. */
 		gen_ev *e = gen_add(g, K_SPEND, -1,
 		                    base + (pond_time)rnd(g, 92 * 86400) *
-		                                   POND_USEC_PER_SEC);
+		                                    POND_USEC_PER_SEC);
 		e->chan = (int)rnd(g, NCHAN);
 		e->amount = 1 + rnd(g, 50000);
 	}
@@ -227,7 +239,8 @@ feed(rw_world *w, const gen *g)
 		}
 		char *buf = malloc(len + 1), *p = buf;
 		for (size_t j = i; j < end; j++) {
-			p += sprintf(p, "%s%s", j > i ? "," : "", g->ev[j].json);
+			p += sprintf(p, "%s%s", j > i ? "," : "",
+			             g->ev[j].json);
 		}
 		rw_send(w, "%s", buf);
 		free(buf);
@@ -370,10 +383,10 @@ check_ltv(json_t *r, const expect *x, const gen *g)
 		                     ch == NCHAN ? "all" : channels[ch]);
 		json_t *ltv = json_object_get(row, "ltv_fen");
 		RW_NUM(row, "cohort_size", n[ch]);
-		check_num_or_null(json_object_get(ltv, "30"), rev[ch][0], n[ch],
-		                  "ltv 30");
-		check_num_or_null(json_object_get(ltv, "60"), rev[ch][1], n[ch],
-		                  "ltv 60");
+		check_num_or_null(json_object_get(ltv, "30"), rev[ch][0],
+		                  n[ch], "ltv 30");
+		check_num_or_null(json_object_get(ltv, "60"), rev[ch][1],
+		                  n[ch], "ltv 60");
 	}
 }
 
@@ -467,15 +480,16 @@ check_customers(json_t *rep, json_t *life, json_t *funnel, const expect *x,
 	check_num_or_null(json_object_get(t, "repurchase_rate"), rb, b,
 	                  "repurchase_rate");
 	for (int s = 0; s < 5; s++) {
-		RW_NUM(rw_row(life, "stage", names[s]), "customers", stages[s]);
+		RW_NUM(rw_row(life, "stage", names[s]), "customers",
+		       stages[s]);
 	}
 	static const char *const steps[4] = {"added", "first_order",
 	                                     "second_order", "member"};
 	for (int s = 0; s < 4; s++) {
 		json_t *row = rw_row(funnel, "step", steps[s]);
 		RW_NUM(row, "customers", f[s]);
-		check_num_or_null(json_object_get(row, "rate_from_first"), f[s],
-		                  f[0], "rate_from_first");
+		check_num_or_null(json_object_get(row, "rate_from_first"),
+		                  f[s], f[0], "rate_from_first");
 	}
 }
 
@@ -533,14 +547,16 @@ check_retention(json_t *r, const expect *x, const gen *g)
 		json_t *row = rw_row(r, "week", name);
 		RW_NUM(row, "cohort_size", size[w]);
 		for (int k = 0; k < WEEKS; k++) {
-			pond_time start = ((first + w + k) * 7 - 3) * DAY - LOCAL_H;
-			json_t *v = json_array_get(json_object_get(row, "retained"),
-			                           (size_t)k);
+			pond_time start =
+			        ((first + w + k) * 7 - 3) * DAY - LOCAL_H;
+			json_t *v = json_array_get(
+			        json_object_get(row, "retained"), (size_t)k);
 			if (start >= x->as_of) {
 				rw_assert_null(v, "retained");
 			} else {
-				rw_assert_num(v, (double)hit[w][k] / (double)size[w],
-				              "retained");
+				rw_assert_num(
+				        v, (double)hit[w][k] / (double)size[w],
+				        "retained");
 			}
 		}
 	}
@@ -570,8 +586,9 @@ Test(reporting_property, arrival_order_changes_nothing, .timeout = 600)
 	static expect x;
 	rw_world in_order, shuffled;
 	const char *seed_env = getenv("POND_TEST_SEED");
-	unsigned seed = seed_env != NULL ? (unsigned)strtoul(seed_env, NULL, 10)
-	                                 : (unsigned)time(NULL);
+	unsigned seed = seed_env != NULL
+	                        ? (unsigned)strtoul(seed_env, NULL, 10)
+	                        : (unsigned)time(NULL);
 
 	cr_log_info("seed %u (POND_TEST_SEED)", seed);
 	g.seed = seed;
@@ -594,18 +611,22 @@ Test(reporting_property, arrival_order_changes_nothing, .timeout = 600)
 	feed(&shuffled, &g);
 
 	for (size_t i = 0; report_paths[i] != NULL; i++) {
-		json_t *a = rw_get(&in_order, "/v1/reports/%s", report_paths[i]);
-		json_t *b = rw_get(&shuffled, "/v1/reports/%s", report_paths[i]);
+		json_t *a =
+		        rw_get(&in_order, "/v1/reports/%s", report_paths[i]);
+		json_t *b =
+		        rw_get(&shuffled, "/v1/reports/%s", report_paths[i]);
 		char *ta = json_dumps(a, JSON_SORT_KEYS);
-		cr_assert(json_equal(a, b), "seed %u: %s differs:\n%.2000s", seed,
-		          report_paths[i], ta);
+		cr_assert(json_equal(a, b), "seed %u: %s differs:\n%.2000s",
+		          seed, report_paths[i], ta);
 		free(ta);
 		json_decref(a);
 		json_decref(b);
 	}
 
-	cr_assert_eq(pond_time_parse_rfc3339("2025-10-31T16:00:00Z", &x.from), 0);
-	cr_assert_eq(pond_time_parse_rfc3339("2025-11-30T16:00:00Z", &x.to), 0);
+	cr_assert_eq(pond_time_parse_rfc3339("2025-10-31T16:00:00Z", &x.from),
+	             0);
+	cr_assert_eq(pond_time_parse_rfc3339("2025-11-30T16:00:00Z", &x.to),
+	             0);
 	cr_assert_eq(pond_time_parse_rfc3339("2025-12-15T00:00:00Z", &x.as_of),
 	             0);
 	expect_customers(&x, &g);

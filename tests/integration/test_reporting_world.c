@@ -30,12 +30,14 @@ rw_start(rw_world *w, const char *name, const char *const *extra_env)
 	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
 	        "', 'UTF8'))), ('reader', 'read', "
 	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
-	        /* The scheduler's table, until its migration is
-	         * merged: the shape of every stream table. */
+	        /* The scheduler's table (its migration 0003), until that
+	         * branch is merged: the same shape. */
 	        "CREATE TABLE IF NOT EXISTS touch_changes ("
 	        "partition int NOT NULL, seq bigint NOT NULL, "
-	        "customer_key text NOT NULL, payload bytea NOT "
-	        "NULL, PRIMARY KEY (partition, seq))");
+	        "customer_key text NOT NULL, touch_id text NOT NULL, "
+	        "campaign_id text NOT NULL, state text NOT NULL, reason text "
+	        "NOT NULL DEFAULT '', changed_at timestamptz NOT NULL, "
+	        "payload bytea NOT NULL, PRIMARY KEY (partition, seq))");
 	w->http_port = pond_test_free_port();
 	snprintf(w->nng_url, sizeof(w->nng_url), "tcp://127.0.0.1:%u",
 	         pond_test_free_port());
@@ -194,8 +196,14 @@ rw_touch_change(rw_world *w, const char *touch_id, const char *key,
 	tc.selected_at = rw_ts(&t2, selected_at);
 	tc.cost_fen = cost_fen;
 	cr_assert(pond__touch_change__get_packed_size(&tc) <= sizeof(buf));
+	char vals[300];
+	snprintf(vals, sizeof(vals), ", '%s', '%s', '%s', '%s', '%s'",
+	         touch_id, campaign_id, state, reason != NULL ? reason : "",
+	         at != NULL ? at : selected_at);
 	rw_stream_write(w, POND_STREAM_TOUCHES, "touch_changes", key, buf,
-	                pond__touch_change__pack(&tc, buf), "", "");
+	                pond__touch_change__pack(&tc, buf),
+	                ", touch_id, campaign_id, state, reason, changed_at",
+	                vals);
 }
 
 int
