@@ -285,148 +285,142 @@ event_row(apply_cols *c, size_t cap, const pond_record *rec,
 	return (c->cells[EV_AT * cap + c->nrows] != NULL);
 }
 
-int
-reporting_apply_events(PGconn *conn, const pond_record *recs, size_t n,
-                       void *arg)
+/* apply_row_fn decodes one record into the current row of c; false
+ * for a record that makes no row (counted when it did not decode). */
+typedef bool (*apply_row_fn)(reporting *rp, apply_cols *c, size_t cap,
+                             const pond_record *rec);
+
+/* apply_batch writes a batch: each record through row, then one sql. */
+static int
+apply_batch(PGconn *conn, reporting *rp, const pond_record *recs, size_t n,
+            size_t ncols, apply_row_fn row, const char *sql)
 {
-	reporting *rp = arg;
 	pond_arena arena;
 	apply_cols c;
 	int rv;
 
 	pond_arena_init(&arena);
-	if ((rv = cols_init(&c, &arena, EV_NCOLS, n)) != 0) {
+	if ((rv = cols_init(&c, &arena, ncols, n)) != 0) {
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		Pond__Event *ev =
-		        pond__event__unpack(pond_arena_allocator(&arena),
-		                            recs[i].len, recs[i].payload);
-		if (ev == NULL) {
-			/* Ingest stored it, so it decoded once; count it and
-			 * move on rather than stall the partition. */
-			pond_counter_inc(&rp->counters.bad_records);
-			pond_log_error("event_undecodable",
-			               "partition=%" PRIu32 " seq=%" PRId64,
-			               recs[i].partition, recs[i].seq);
-			continue;
-		}
-		if (event_row(&c, n, &recs[i], ev)) {
+		if (row(rp, &c, n, &recs[i])) {
 			c.nrows++;
 		}
 	}
-	if (c.nrows > 0 && (rv = cols_exec(conn, &c, n, recs[0].partition,
-	                                   apply_events_sql)) != 0) {
+	if (c.nrows > 0 &&
+	    (rv = cols_exec(conn, &c, n, recs[0].partition, sql)) != 0) {
 		goto out;
 	}
 	pond_counter_add(&rp->counters.facts, n);
 out:
 	pond_arena_reset(&arena);
 	return (rv);
+}
+
+/* undecodable counts and logs a record that did not decode: the producer
+ * stored it, so it decoded once; skipping it beats stalling the
+ * partition. */
+static bool
+undecodable(reporting *rp, const pond_record *rec)
+{
+	pond_counter_inc(&rp->counters.bad_records);
+	pond_log_error("record_undecodable",
+	               "partition=%" PRIu32 " seq=%" PRId64, rec->partition,
+	               rec->seq);
+	return (false);
+}
+
+static bool
+event_record(reporting *rp, apply_cols *c, size_t cap, const pond_record *rec)
+{
+	Pond__Event *ev = pond__event__unpack(pond_arena_allocator(c->arena),
+	                                      rec->len, rec->payload);
+
+	return (ev != NULL ? event_row(c, cap, rec, ev)
+	                   : undecodable(rp, rec));
+}
+
+int
+reporting_apply_events(PGconn *conn, const pond_record *recs, size_t n,
+                       void *arg)
+{
+	return (apply_batch(conn, arg, recs, n, EV_NCOLS, event_record,
+	                    apply_events_sql));
 }
 
 /* --- tag_changes
  * --------------------------------------------------------------- */
 
+static bool
+tag_change_record(reporting *rp, apply_cols *c, size_t cap,
+                  const pond_record *rec)
+{
+	Pond__TagChange *tc = pond__tag_change__unpack(
+	        pond_arena_allocator(c->arena), rec->len, rec->payload);
+
+	if (tc == NULL || tc->changed_at == NULL ||
+	    *tc->customer_key == '\0' || *tc->tag == '\0') {
+		return (undecodable(rp, rec));
+	}
+	cols_set(c, 0, arena_printf_i64(c->arena, rec->seq), cap);
+	cols_set(c, 1, tc->customer_key, cap);
+	cols_set(c, 2, tc->tag, cap);
+	cols_set(c, 3, tc->added ? "t" : "f", cap);
+	cols_set(c, 4, arena_time(c->arena, tc->changed_at), cap);
+	return (true);
+}
+
 int
 reporting_apply_tag_changes(PGconn *conn, const pond_record *recs, size_t n,
                             void *arg)
 {
-	reporting *rp = arg;
-	pond_arena arena;
-	apply_cols c;
-	int rv;
-
-	pond_arena_init(&arena);
-	if ((rv = cols_init(&c, &arena, 5, n)) != 0) {
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		Pond__TagChange *tc =
-		        pond__tag_change__unpack(pond_arena_allocator(&arena),
-		                                 recs[i].len, recs[i].payload);
-		if (tc == NULL || tc->changed_at == NULL ||
-		    *tc->customer_key == '\0' || *tc->tag == '\0') {
-			pond_counter_inc(&rp->counters.bad_records);
-			continue;
-		}
-		cols_set(&c, 0, arena_printf_i64(&arena, recs[i].seq), n);
-		cols_set(&c, 1, tc->customer_key, n);
-		cols_set(&c, 2, tc->tag, n);
-		cols_set(&c, 3, tc->added ? "t" : "f", n);
-		cols_set(&c, 4, arena_time(&arena, tc->changed_at), n);
-		c.nrows++;
-	}
-	if (c.nrows > 0 &&
-	    (rv = cols_exec(conn, &c, n, recs[0].partition,
+	return (apply_batch(conn, arg, recs, n, 5, tag_change_record,
 	                    "INSERT INTO rpt_tag_changes (partition, seq, "
 	                    "customer_key, tag, added, changed_at) SELECT "
 	                    "$1, * FROM unnest($2::bigint[], $3::text[], "
-	                    "$4::text[], $5::bool[], $6::timestamptz[])")) !=
-	            0) {
-		goto out;
-	}
-	pond_counter_add(&rp->counters.facts, n);
-out:
-	pond_arena_reset(&arena);
-	return (rv);
+	                    "$4::text[], $5::bool[], $6::timestamptz[])"));
 }
 
 /* --- touches
  * ------------------------------------------------------------------- */
 
+static bool
+touch_change_record(reporting *rp, apply_cols *c, size_t cap,
+                    const pond_record *rec)
+{
+	Pond__TouchChange *t = pond__touch_change__unpack(
+	        pond_arena_allocator(c->arena), rec->len, rec->payload);
+
+	if (t == NULL || *t->customer_key == '\0' || *t->touch_id == '\0' ||
+	    *t->state == '\0') {
+		return (undecodable(rp, rec));
+	}
+	cols_set(c, 0, arena_printf_i64(c->arena, rec->seq), cap);
+	cols_set(c, 1, t->customer_key, cap);
+	cols_set(c, 2, t->touch_id, cap);
+	cols_set(c, 3, t->campaign_id, cap);
+	cols_set(c, 4, t->channel, cap);
+	cols_set(c, 5, t->state, cap);
+	cols_set(c, 6, t->reason, cap);
+	cols_set(c, 7, arena_time(c->arena, t->at), cap);
+	cols_set(c, 8, arena_time(c->arena, t->selected_at), cap);
+	cols_set(c, 9, arena_printf_i64(c->arena, t->cost_fen), cap);
+	return (true);
+}
+
 int
 reporting_apply_touches(PGconn *conn, const pond_record *recs, size_t n,
                         void *arg)
 {
-	reporting *rp = arg;
-	pond_arena arena;
-	apply_cols c;
-	int rv;
-
-	pond_arena_init(&arena);
-	if ((rv = cols_init(&c, &arena, 10, n)) != 0) {
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		Pond__TouchChange *t = pond__touch_change__unpack(
-		        pond_arena_allocator(&arena), recs[i].len,
-		        recs[i].payload);
-		if (t == NULL || *t->customer_key == '\0' ||
-		    *t->touch_id == '\0' || *t->state == '\0') {
-			pond_counter_inc(&rp->counters.bad_records);
-			continue;
-		}
-		cols_set(&c, 0, arena_printf_i64(&arena, recs[i].seq), n);
-		cols_set(&c, 1, t->customer_key, n);
-		cols_set(&c, 2, t->touch_id, n);
-		cols_set(&c, 3, t->campaign_id != NULL ? t->campaign_id : "",
-		         n);
-		cols_set(&c, 4, t->channel, n);
-		cols_set(&c, 5, t->state, n);
-		cols_set(&c, 6, t->reason, n);
-		cols_set(&c, 7, arena_time(&arena, t->at), n);
-		cols_set(&c, 8, arena_time(&arena, t->selected_at), n);
-		cols_set(&c, 9, arena_printf_i64(&arena, t->cost_fen), n);
-		c.nrows++;
-	}
-	if (c.nrows > 0 &&
-	    (rv = cols_exec(
-	             conn, &c, n, recs[0].partition,
-	             "INSERT INTO rpt_touch_changes (partition, seq, "
-	             "customer_key, touch_id, campaign_id, channel, "
-	             "state, reason, at, selected_at, cost_fen) SELECT "
-	             "$1, u.seq, u.k, u.t, COALESCE(u.c, ''), "
-	             "COALESCE(u.ch, ''), u.s, u.r, u.a, u.sel, u.cost "
-	             "FROM unnest($2::bigint[], $3::text[], $4::text[], "
-	             "$5::text[], $6::text[], $7::text[], $8::text[], "
-	             "$9::timestamptz[], $10::timestamptz[], "
-	             "$11::bigint[]) AS u(seq, k, t, c, ch, s, r, a, "
-	             "sel, cost)")) != 0) {
-		goto out;
-	}
-	pond_counter_add(&rp->counters.facts, n);
-out:
-	pond_arena_reset(&arena);
-	return (rv);
+	return (apply_batch(
+	        conn, arg, recs, n, 10, touch_change_record,
+	        "INSERT INTO rpt_touch_changes (partition, seq, customer_key, "
+	        "touch_id, campaign_id, channel, state, reason, at, "
+	        "selected_at, cost_fen) SELECT $1, u.seq, u.k, u.t, "
+	        "COALESCE(u.c, ''), COALESCE(u.ch, ''), u.s, u.r, u.a, u.sel, "
+	        "u.cost FROM unnest($2::bigint[], $3::text[], $4::text[], "
+	        "$5::text[], $6::text[], $7::text[], $8::text[], "
+	        "$9::timestamptz[], $10::timestamptz[], $11::bigint[]) AS "
+	        "u(seq, k, t, c, ch, s, r, a, sel, cost)"));
 }

@@ -184,22 +184,37 @@ acq_json(const channel_figures *f, bool with_channel)
 	return (o);
 }
 
-int
-reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
-                      json_t **out, reporting_error *err)
+/* cohort_report_def says how one of the cohort reports lays out its
+ * rows: row() for a channel (skipped when it returns NULL), the "all"
+ * figures as a row or as the total. */
+typedef struct cohort_report_def {
+	const char *name;
+	bool with_revenue;
+	bool all_as_row;
+	json_t *(*row)(const channel_figures *f, const reporting_args *a);
+	json_t *(*total)(const channel_figures *f, const reporting_args *a);
+} cohort_report_def;
+
+static int
+cohort_report(PGconn *conn, const reporting_args *a,
+              const cohort_report_def *def, json_t **out)
 {
 	cohort co;
-	json_t *rows = json_array();
+	json_t *rows = json_array(), *row;
 	int rv;
 
-	(void)rp;
-	(void)err;
-	if ((rv = cohort_load(conn, a, false, &co)) == 0) {
+	if ((rv = cohort_load(conn, a, def->with_revenue, &co)) == 0) {
 		for (size_t i = 0; i < co.nch; i++) {
-			json_array_append_new(rows, acq_json(&co.ch[i], true));
+			if ((row = def->row(&co.ch[i], a)) != NULL) {
+				json_array_append_new(rows, row);
+			}
 		}
-		*out = reporting_envelope("acquisition", a, true, rows,
-		                          acq_json(&co.all, false));
+		if (def->all_as_row) {
+			json_array_append_new(rows, def->row(&co.all, a));
+		}
+		*out = reporting_envelope(
+		        def->name, a, true, rows,
+		        def->total != NULL ? def->total(&co.all, a) : NULL);
 		rows = NULL;
 	}
 	json_decref(rows);
@@ -207,13 +222,45 @@ reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
 	return (rv);
 }
 
+static json_t *
+acq_row(const channel_figures *f, const reporting_args *a)
+{
+	(void)a;
+	return (acq_json(f, true));
+}
+
+static json_t *
+acq_total(const channel_figures *f, const reporting_args *a)
+{
+	(void)a;
+	return (acq_json(f, false));
+}
+
+int
+reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
+                      json_t **out, reporting_error *err)
+{
+	static const cohort_report_def def = {"acquisition", false, false,
+	                                      acq_row, acq_total};
+
+	(void)rp;
+	(void)err;
+	return (cohort_report(conn, a, &def, out));
+}
+
 /* --- ltv
  * ------------------------------------------------------------------------ */
 
+/* ltv_row is the row of a channel with new customers (and of "all"). */
 static json_t *
 ltv_row(const channel_figures *f, const reporting_args *a)
 {
-	json_t *ltv = json_object();
+	json_t *ltv;
+
+	if (f->new_customers == 0 && strcmp(f->channel, "all") != 0) {
+		return (NULL);
+	}
+	ltv = json_object();
 
 	for (size_t d = 0; d < a->ndays; d++) {
 		char key[16];
@@ -234,26 +281,12 @@ int
 reporting_ltv(PGconn *conn, reporting *rp, const reporting_args *a,
               json_t **out, reporting_error *err)
 {
-	cohort co;
-	json_t *rows = json_array();
-	int rv;
+	static const cohort_report_def def = {"ltv", true, true, ltv_row,
+	                                      NULL};
 
 	(void)rp;
 	(void)err;
-	if ((rv = cohort_load(conn, a, true, &co)) == 0) {
-		for (size_t i = 0; i < co.nch; i++) {
-			if (co.ch[i].new_customers > 0) {
-				json_array_append_new(rows,
-				                      ltv_row(&co.ch[i], a));
-			}
-		}
-		json_array_append_new(rows, ltv_row(&co.all, a));
-		*out = reporting_envelope("ltv", a, true, rows, NULL);
-		rows = NULL;
-	}
-	json_decref(rows);
-	cohort_free(&co);
-	return (rv);
+	return (cohort_report(conn, a, &def, out));
 }
 
 /* --- payback
@@ -315,23 +348,12 @@ int
 reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,
                   json_t **out, reporting_error *err)
 {
-	cohort co;
-	json_t *rows = json_array();
-	int rv;
+	static const cohort_report_def def = {"payback", true, true,
+	                                      payback_row, NULL};
 
 	(void)rp;
 	(void)err;
-	if ((rv = cohort_load(conn, a, true, &co)) == 0) {
-		for (size_t i = 0; i < co.nch; i++) {
-			json_array_append_new(rows, payback_row(&co.ch[i], a));
-		}
-		json_array_append_new(rows, payback_row(&co.all, a));
-		*out = reporting_envelope("payback", a, true, rows, NULL);
-		rows = NULL;
-	}
-	json_decref(rows);
-	cohort_free(&co);
-	return (rv);
+	return (cohort_report(conn, a, &def, out));
 }
 
 /* --- repurchase
