@@ -11,14 +11,19 @@
 -- rpt_goals is distributed on customer_key and carries partition;
 -- rpt_spend (per channel, no customer) and rpt_goals are reference tables.
 
--- One row per customer: when it was first seen (any event) and its
--- acquisition, the first contact_added by occurred_at, ties by event_id in
--- byte order, then publisher name. A late add with an earlier time takes
--- the acquisition over (the apply compares the three).
+-- One row per customer: when it was first seen (any event), its
+-- milestones, and its acquisition, the first contact_added by occurred_at,
+-- ties by event_id in byte order, then publisher name. A late add with an
+-- earlier time takes the acquisition over (the apply compares the three).
+-- The milestones are exact for any as_of: first_paid holds the times of
+-- the customer's three earliest paid orders (ascending), so the stage at
+-- as_of is member_at < as_of, else how many of them are < as_of.
 CREATE TABLE rpt_customers (
     partition      int         NOT NULL,
     customer_key   text        NOT NULL,
     first_event_at timestamptz NOT NULL,
+    member_at      timestamptz,
+    first_paid     timestamptz[] NOT NULL DEFAULT '{}',
     acquired_at    timestamptz,
     acq_event_id   text COLLATE "C",
     acq_publisher  text COLLATE "C",
@@ -32,6 +37,8 @@ CREATE TABLE rpt_customers (
 CREATE INDEX rpt_customers_acquired ON rpt_customers (acquired_at)
     INCLUDE (channel);
 CREATE INDEX rpt_customers_first_event ON rpt_customers (first_event_at);
+CREATE INDEX rpt_customers_buyer ON rpt_customers ((first_paid[1]));
+CREATE INDEX rpt_customers_repeat_buyer ON rpt_customers ((first_paid[2]));
 
 -- Paid orders (paid) and refunds (NOT paid), at their own occurred_at.
 CREATE TABLE rpt_orders (

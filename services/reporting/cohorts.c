@@ -16,15 +16,13 @@
 #include "db.h"
 #include "reporting.h"
 
-/* STAGE_EXPR is the lifecycle stage at as_of ($1) of customer row p. */
+/* STAGE_EXPR is the lifecycle stage at as_of ($1) of rpt_customers row
+ * p, from its milestones: member_joined before as_of, else how many of
+ * its three earliest paid orders came before as_of. */
 #define STAGE_EXPR                                                            \
-	"CASE WHEN EXISTS (SELECT 1 FROM rpt_members m WHERE m.partition = "  \
-	"p.partition AND m.customer_key = p.customer_key AND m.occurred_at "  \
-	"< $1) THEN 'member' ELSE (SELECT CASE count(*) WHEN 0 THEN "         \
-	"'potential' WHEN 1 THEN 'first_purchase' WHEN 2 THEN 'repurchase' "  \
-	"ELSE 'loyal' END FROM rpt_orders o WHERE o.partition = p.partition " \
-	"AND o.customer_key = p.customer_key AND o.paid AND o.occurred_at < " \
-	"$1) END"
+	"CASE WHEN p.member_at < $1 THEN 'member' WHEN p.first_paid[3] < $1 " \
+	"THEN 'loyal' WHEN p.first_paid[2] < $1 THEN 'repurchase' WHEN "      \
+	"p.first_paid[1] < $1 THEN 'first_purchase' ELSE 'potential' END"
 
 /* --- lifecycle
  * ------------------------------------------------------------------ */

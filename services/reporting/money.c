@@ -372,12 +372,14 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 	reporting_period_init(&p, a);
 	if ((rv = pond_pq_query(
 	             conn, &res,
-	             "SELECT count(*) FILTER (WHERE tn >= 1), count(*) FILTER "
-	             "(WHERE tn >= 2), count(*) FILTER (WHERE ln >= 1), "
-	             "count(*) FILTER (WHERE ln >= 2) FROM (SELECT count(*) "
-	             "FILTER (WHERE occurred_at >= $1 AND occurred_at < $2) "
-	             "AS tn, count(*) AS ln FROM rpt_orders WHERE paid AND "
-	             "occurred_at < $3 GROUP BY partition, customer_key) x",
+	             "WITH t AS (SELECT count(*) AS tn FROM rpt_orders WHERE "
+	             "paid AND occurred_at >= $1 AND occurred_at < $2 AND "
+	             "occurred_at < $3 GROUP BY partition, customer_key) "
+	             "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM "
+	             "t "
+	             "WHERE tn >= 2), (SELECT count(*) FROM rpt_customers "
+	             "WHERE first_paid[1] < $3), (SELECT count(*) FROM "
+	             "rpt_customers WHERE first_paid[2] < $3)",
 	             3, p.v)) != 0) {
 		return (rv);
 	}
