@@ -113,6 +113,9 @@ CREATE TABLE rpt_profile_facts (
     PRIMARY KEY (partition, customer_key, seq)
 );
 
+CREATE INDEX rpt_profile_facts_customer_time
+    ON rpt_profile_facts (partition, customer_key, occurred_at);
+
 -- channel_spend: no customer, so keyed by the stream record.
 CREATE TABLE rpt_spend (
     partition   int         NOT NULL,
@@ -137,6 +140,8 @@ CREATE TABLE rpt_tag_changes (
     PRIMARY KEY (partition, customer_key, seq)
 );
 CREATE INDEX rpt_tag_changes_tag ON rpt_tag_changes (tag, changed_at);
+CREATE INDEX rpt_tag_changes_customer_tag
+    ON rpt_tag_changes (partition, customer_key, tag, changed_at);
 
 -- The touches stream (pond.TouchChange): one row per touch state entered.
 CREATE TABLE rpt_touch_changes (

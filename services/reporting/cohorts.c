@@ -145,26 +145,26 @@ reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
  * must fall within the window after acquisition, the second within the
  * window after the first, and a member_joined within the window after
  * (and not before) the second. */
+/* clang-format off */
 static const char funnel_sql[] =
-        "WITH " REPORTING_COHORT_CTE ", "
-        "w AS (SELECT $5::int * interval '24 hours' AS len), "
-        "o AS (SELECT c.partition, c.customer_key, c.acquired_at, "
-        " x.occurred_at, row_number() OVER (PARTITION BY c.partition, "
-        " c.customer_key ORDER BY x.occurred_at, x.event_id, x.publisher) "
-        " AS rn FROM c JOIN rpt_orders x ON x.partition = c.partition AND "
-        " x.customer_key = c.customer_key AND x.paid AND x.occurred_at >= "
-        " c.acquired_at AND x.occurred_at < $3), "
-        "f1 AS (SELECT partition, customer_key, occurred_at AS t1 FROM o, w "
-        " WHERE rn = 1 AND occurred_at < acquired_at + w.len), "
-        "f2 AS (SELECT o.partition, o.customer_key, o.occurred_at AS t2 "
-        " FROM o JOIN f1 USING (partition, customer_key), w WHERE o.rn = 2 "
-        " AND o.occurred_at < f1.t1 + w.len), "
-        "f3 AS (SELECT 1 FROM f2, w WHERE EXISTS (SELECT 1 FROM "
-        " rpt_members m WHERE m.partition = f2.partition AND "
-        " m.customer_key = f2.customer_key AND m.occurred_at >= f2.t2 AND "
-        " m.occurred_at < f2.t2 + w.len AND m.occurred_at < $3)) "
-        "SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM f1), "
-        " (SELECT count(*) FROM f2), (SELECT count(*) FROM f3)";
+	"WITH " REPORTING_COHORT_CTE ", "
+	"w AS (SELECT $5::int * interval '24 hours' AS len), "
+	"x AS (SELECT c.partition, c.customer_key, c.acquired_at, o.t[1] AS t1,"
+	" o.t[2] AS t2 FROM c LEFT JOIN LATERAL (SELECT array_agg(occurred_at"
+	"  ORDER BY occurred_at, event_id, publisher) AS t FROM (SELECT"
+	"  occurred_at, event_id, publisher FROM rpt_orders y WHERE"
+	"  y.partition = c.partition AND y.customer_key = c.customer_key AND"
+	"  y.paid AND y.occurred_at >= c.acquired_at AND y.occurred_at < $3"
+	"  ORDER BY occurred_at, event_id, publisher LIMIT 2) z) o ON true), "
+	"s AS (SELECT x.*, COALESCE(t1 < acquired_at + w.len, false) AS f1,"
+	" COALESCE(t1 < acquired_at + w.len AND t2 < t1 + w.len, false) AS f2,"
+	" w.len FROM x, w) "
+	"SELECT count(*), count(*) FILTER (WHERE f1), count(*) FILTER (WHERE"
+	" f2), count(*) FILTER (WHERE f2 AND EXISTS (SELECT 1 FROM rpt_members"
+	" m WHERE m.partition = s.partition AND m.customer_key ="
+	" s.customer_key AND m.occurred_at >= s.t2 AND m.occurred_at < s.t2 +"
+	" s.len AND m.occurred_at < $3)) FROM s";
+/* clang-format on */
 
 int
 reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
