@@ -401,28 +401,27 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- guides
  * --------------------------------------------------------------------- */
 
+/* Two index range scans, never all customers: the period's new customers
+ * (by acquired_at) and the period's order events (by occurred_at) with
+ * their owner, counting only events at or after the acquisition. */
+/* clang-format off */
 static const char guides_sql[] =
-        "WITH own AS (SELECT partition, customer_key, acquired_at, "
-        " guide_id, store_id, (acquired_at >= $1 AND acquired_at < $2) "
-        " AS is_new FROM rpt_customers WHERE acquired_at < $3 AND "
-        " (guide_id IS NOT NULL OR store_id IS NOT NULL)), "
-        "rev AS (SELECT o.partition, o.customer_key, sum(" NET_AMOUNT
-        ") AS net FROM own JOIN rpt_orders o ON o.partition = "
-        " own.partition AND o.customer_key = own.customer_key AND "
-        " o.occurred_at >= $1 AND o.occurred_at < $2 AND o.occurred_at < "
-        " $3 AND o.occurred_at >= own.acquired_at GROUP BY 1, 2), "
-        "per AS (SELECT own.*, rev.net FROM own LEFT JOIN rev USING "
-        " (partition, customer_key)) "
-        "SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, count(*) "
-        "FILTER (WHERE is_new), "
-        " COALESCE(sum(net), 0) FROM per WHERE guide_id IS NOT NULL "
-        " GROUP BY guide_id HAVING bool_or(is_new) OR count(net) > 0 "
-        "UNION ALL "
-        "SELECT 'store', store_id COLLATE \"C\", count(*) FILTER (WHERE "
-        "is_new), "
-        " COALESCE(sum(net), 0) FROM per WHERE store_id IS NOT NULL "
-        " GROUP BY store_id HAVING bool_or(is_new) OR count(net) > 0 "
-        "ORDER BY kind, id";
+	"WITH per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
+	" FROM rpt_customers WHERE acquired_at >= $1 AND acquired_at < $2 AND"
+	" acquired_at < $3 AND (guide_id IS NOT NULL OR store_id IS NOT NULL)"
+	" UNION ALL SELECT c.guide_id, c.store_id, 0, " NET_AMOUNT " FROM"
+	" rpt_orders o JOIN rpt_customers c ON c.partition = o.partition AND"
+	" c.customer_key = o.customer_key WHERE o.occurred_at >= $1 AND"
+	" o.occurred_at < $2 AND o.occurred_at < $3 AND o.occurred_at >="
+	" c.acquired_at AND (c.guide_id IS NOT NULL OR c.store_id IS NOT"
+	" NULL)) "
+	"SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, sum(added),"
+	" sum(net) FROM per WHERE guide_id IS NOT NULL GROUP BY guide_id "
+	"UNION ALL "
+	"SELECT 'store', store_id COLLATE \"C\", sum(added), sum(net) FROM per"
+	" WHERE store_id IS NOT NULL GROUP BY store_id "
+	"ORDER BY kind, id";
+/* clang-format on */
 
 /* commission_row adds tier, rate and commission_fen for net revenue:
  * the highest tier whose threshold the revenue reaches, none when it is
