@@ -199,21 +199,8 @@ int
 rw_http(rw_world *w, const char *method, const char *token, const char *path,
         const char *body, json_t **answer)
 {
-	char auth[160];
-	const char *headers[] = {auth, NULL};
-	pond_test_http_resp resp;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	cr_assert_eq(pond_test_http(method, w->http_port, path,
-	                            token != NULL ? headers : NULL, body, 0,
-	                            &resp),
-	             0, "%s %s", method, path);
-	if (answer != NULL) {
-		*answer = pond_test_json(resp.body);
-	}
-	int status = resp.status;
-	pond_test_http_resp_free(&resp);
-	return (status);
+	return (pond_test_http_bearer(method, w->http_port, token, path, body,
+	                              answer));
 }
 
 json_t *
