@@ -149,6 +149,26 @@ Test(reporting_goals, progress_and_on_track, .timeout = 120)
 	rw_stop(&w);
 }
 
+/* nng_raw sends len bytes as a request and returns the ReportReply (the
+ * caller frees), failing the test when there is none. */
+static Pond__ReportReply *
+nng_raw(rw_world *w, const void *req, size_t len)
+{
+	nng_socket sock;
+	void *buf;
+
+	cr_assert_eq(nng_req0_open(&sock), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 30000), 0);
+	cr_assert_eq(nng_dial(sock, w->nng_url, NULL, 0), 0);
+	cr_assert_eq(nng_send(sock, (void *)req, len, 0), 0);
+	cr_assert_eq(nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC), 0);
+	Pond__ReportReply *reply = pond__report_reply__unpack(NULL, len, buf);
+	nng_free(buf, len);
+	nng_close(sock);
+	cr_assert_not_null(reply);
+	return (reply);
+}
+
 /* nng_report asks over NNG and returns the reply (the caller frees). */
 static Pond__ReportReply *
 nng_report(rw_world *w, const char *token, const char *report,
@@ -156,7 +176,6 @@ nng_report(rw_world *w, const char *token, const char *report,
 {
 	Pond__ReportRequest req = POND__REPORT_REQUEST__INIT;
 	Pond__ReportRequest__ParamsEntry entries[8], *ptrs[8];
-	nng_socket sock;
 	size_t n = 0;
 	void *buf;
 	size_t len;
@@ -174,16 +193,8 @@ nng_report(rw_world *w, const char *token, const char *report,
 	len = pond__report_request__get_packed_size(&req);
 	buf = malloc(len);
 	pond__report_request__pack(&req, buf);
-	cr_assert_eq(nng_req0_open(&sock), 0);
-	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 30000), 0);
-	cr_assert_eq(nng_dial(sock, w->nng_url, NULL, 0), 0);
-	cr_assert_eq(nng_send(sock, buf, len, 0), 0);
+	Pond__ReportReply *reply = nng_raw(w, buf, len);
 	free(buf);
-	cr_assert_eq(nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC), 0);
-	Pond__ReportReply *reply = pond__report_reply__unpack(NULL, len, buf);
-	nng_free(buf, len);
-	nng_close(sock);
-	cr_assert_not_null(reply);
 	return (reply);
 }
 
@@ -220,6 +231,14 @@ Test(reporting_goals, reports_over_nng, .timeout = 120)
 	reply = nng_report(&w, RW_READ_TOKEN, "acquisition", bad);
 	cr_assert_eq(reply->status, 400);
 	cr_assert_str_eq(reply->error_code, "bad_parameter");
+	pond__report_reply__free_unpacked(reply, NULL);
+	/* Bad input gets a clear error, and the service goes on. */
+	reply = nng_raw(&w, "\xff\xff\xff garbage", 12);
+	cr_assert_eq(reply->status, 400);
+	cr_assert_str_eq(reply->error_code, "undecodable");
+	pond__report_reply__free_unpacked(reply, NULL);
+	reply = nng_report(&w, RW_READ_TOKEN, "nothing", NULL);
+	cr_assert_eq(reply->status, 404);
 	pond__report_reply__free_unpacked(reply, NULL);
 	reply = nng_report(&w, RW_READ_TOKEN, "customers/x1", NULL);
 	cr_assert_eq(reply->status, 200);
