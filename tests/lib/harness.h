@@ -182,6 +182,13 @@ char *pond_test_http_header(const pond_test_http_resp *resp, const char *name);
 /* pond_test_http_resp_free frees what a response holds (not resp). */
 void pond_test_http_resp_free(pond_test_http_resp *resp);
 
+/* pond_test_http_bearer sends one request with "Authorization: Bearer
+ * token" (token NULL: no header), fails the test if no answer comes, and
+ * returns the status; *answer (answer may be NULL) gets the body parsed as
+ * JSON, which the caller json_decref()s. */
+int pond_test_http_bearer(const char *method, uint16_t port, const char *token,
+                          const char *path, const char *body, json_t **answer);
+
 /* pond_test_wait_http_ok polls GET http://127.0.0.1:port/path until it
  * answers 200, and fails the test if it has not within timeout_ms. */
 void pond_test_wait_http_ok(uint16_t port, const char *path, int timeout_ms);

@@ -487,3 +487,25 @@ pond_test_wait_ready(pond_test_proc *proc, uint16_t port, const char *path,
 {
 	wait_ok(proc, port, path, timeout_ms);
 }
+
+int
+pond_test_http_bearer(const char *method, uint16_t port, const char *token,
+                      const char *path, const char *body, json_t **answer)
+{
+	char auth[160];
+	const char *headers[] = {auth, NULL};
+	pond_test_http_resp resp;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+	         token != NULL ? token : "");
+	cr_assert_eq(pond_test_http(method, port, path,
+	                            token != NULL ? headers : NULL, body, 0,
+	                            &resp),
+	             0, "%s %s: no answer", method, path);
+	if (answer != NULL) {
+		*answer = pond_test_json(resp.body);
+	}
+	int status = resp.status;
+	pond_test_http_resp_free(&resp);
+	return (status);
+}

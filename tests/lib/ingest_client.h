@@ -207,4 +207,8 @@ ic_result ic_json_result(const json_t *answer, size_t i);
  * there. Strings belong to ack. */
 ic_result ic_ack_result(const Pond__IngestAck *ack, size_t i);
 
+/* ic_send_accepted posts events (the elements of a JSON array, as text)
+ * with svc's token and asserts that every one was accepted. */
+void ic_send_accepted(const ic_service *svc, const char *events);
+
 #endif

@@ -1,0 +1,346 @@
+/*
+ * cohorts.c - the reports about customers rather than money: lifecycle,
+ * retention, funnel, fission and the portrait (用户画像). Definitions:
+ * API.md sections 4 and 6.
+ *
+ * Every figure is taken at as_of from facts with occurred_at < as_of: a
+ * customer's stage counts its paid orders and member_joined before as_of,
+ * its region is the latest profile_updated carrying one before as_of, and
+ * its tags are those whose latest change before as_of put them on.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "reporting.h"
+
+/* STAGE_EXPR is the lifecycle stage at as_of ($1) of rpt_customers row
+ * p, from its milestones: member_joined before as_of, else how many of
+ * its three earliest paid orders came before as_of. */
+#define STAGE_EXPR                                                            \
+	"CASE WHEN p.member_at < $1 THEN 'member' WHEN p.first_paid[3] < $1 " \
+	"THEN 'loyal' WHEN p.first_paid[2] < $1 THEN 'repurchase' WHEN "      \
+	"p.first_paid[1] < $1 THEN 'first_purchase' ELSE 'potential' END"
+
+/* --- lifecycle
+ * ------------------------------------------------------------------ */
+
+int
+reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
+                    json_t **out, reporting_error *err)
+{
+	static const char *const stages[] = {"potential", "first_purchase",
+	                                     "repurchase", "loyal", "member"};
+	char as_of[40];
+	const char *params[] = {as_of};
+	int64_t counts[5] = {0}, all = 0;
+	PGresult *res;
+	int rv;
+
+	(void)rp;
+	(void)err;
+	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT stage, count(*) FROM (SELECT " STAGE_EXPR
+	             " AS stage FROM rpt_customers p WHERE "
+	             "first_event_at < $1) s GROUP BY stage",
+	             1, params)) != 0) {
+		return (rv);
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		for (size_t i = 0; i < 5; i++) {
+			if (strcmp(PQgetvalue(res, r, 0), stages[i]) == 0) {
+				counts[i] = reporting_int(res, r, 1);
+				all += counts[i];
+			}
+		}
+	}
+	PQclear(res);
+	json_t *rows = json_array();
+	for (size_t i = 0; i < 5; i++) {
+		json_array_append_new(rows, json_pack("{s:s, s:I}", "stage",
+		                                      stages[i], "customers",
+		                                      (json_int_t)counts[i]));
+	}
+	*out = reporting_envelope(
+	        "lifecycle", a, false, rows,
+	        json_pack("{s:I}", "customers", (json_int_t)all));
+	return (POND_OK);
+}
+
+/* --- retention
+ * ------------------------------------------------------------------ */
+
+/* Weeks are local (POND_TZ, $5) Monday weeks; a customer is retained in
+ * week k when a paid order or interaction at or after its acquisition
+ * and before as_of falls in it. known says whether week k has started
+ * before as_of (otherwise retained[k] is null). */
+static const char retention_sql[] =
+        "WITH " REPORTING_COHORT_CTE ", "
+        "cw AS (SELECT c.*, date_trunc('week', c.acquired_at AT TIME ZONE "
+        " $5)::date AS week FROM c), "
+        "hits AS (SELECT DISTINCT cw.week, cw.partition, cw.customer_key, "
+        " ((x.occurred_at AT TIME ZONE $5)::date - cw.week) / 7 AS k "
+        " FROM cw JOIN LATERAL (SELECT o.occurred_at FROM rpt_orders o "
+        "  WHERE o.partition = cw.partition AND o.customer_key = "
+        "  cw.customer_key AND o.paid AND o.occurred_at >= cw.acquired_at "
+        "  AND o.occurred_at < $3 UNION ALL SELECT i.occurred_at FROM "
+        "  rpt_activity i WHERE i.partition = cw.partition AND "
+        "  i.customer_key = cw.customer_key AND i.occurred_at >= "
+        "  cw.acquired_at AND i.occurred_at < $3) x ON true), "
+        "sizes AS (SELECT week, count(*) AS n FROM cw GROUP BY week), "
+        "r AS (SELECT week, k, count(*) AS n FROM hits GROUP BY week, k) "
+        "SELECT s.week::text, s.n, k.k, ((s.week + 7 * k.k)::timestamp AT "
+        " TIME ZONE $5) < $3, COALESCE(r.n, 0) FROM sizes s CROSS JOIN "
+        " generate_series(0, $6::int - 1) AS k(k) LEFT JOIN r ON r.week = "
+        " s.week AND r.k = k.k ORDER BY s.week, k.k";
+
+int
+reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
+                    json_t **out, reporting_error *err)
+{
+	reporting_period p;
+	char weeks[16];
+	PGresult *res;
+	json_t *rows = json_array(), *row = NULL, *retained = NULL;
+	int rv;
+
+	(void)err;
+	reporting_period_init(&p, a);
+	snprintf(weeks, sizeof(weeks), "%d", a->weeks);
+	const char *params[] = {p.v[0], p.v[1], p.v[2], p.v[3], rp->tz, weeks};
+	if ((rv = pond_pq_query(conn, &res, retention_sql, 6, params)) != 0) {
+		json_decref(rows);
+		return (rv);
+	}
+	for (int r = 0; r < PQntuples(res); r++) {
+		int64_t size = reporting_int(res, r, 1);
+		if (reporting_int(res, r, 2) == 0) {
+			retained = json_array();
+			row = json_pack("{s:s, s:I, s:o}", "week",
+			                PQgetvalue(res, r, 0), "cohort_size",
+			                (json_int_t)size, "retained",
+			                retained);
+			json_array_append_new(rows, row);
+		}
+		bool known = strcmp(PQgetvalue(res, r, 3), "t") == 0;
+		json_array_append_new(
+		        retained,
+		        known ? reporting_ratio(reporting_int(res, r, 4), size)
+		              : json_null());
+	}
+	PQclear(res);
+	*out = reporting_envelope("retention", a, true, rows, NULL);
+	return (POND_OK);
+}
+
+/* --- funnel
+ * --------------------------------------------------------------------- */
+
+/* The customer's paid orders at or after acquisition, before as_of, in
+ * the order of API.md section 6 (time, event_id, publisher): the first
+ * must fall within the window after acquisition, the second within the
+ * window after the first, and a member_joined within the window after
+ * (and not before) the second. */
+/* clang-format off */
+static const char funnel_sql[] =
+	"WITH " REPORTING_COHORT_CTE ", "
+	"w AS (SELECT $5::int * interval '24 hours' AS len), "
+	"x AS (SELECT c.partition, c.customer_key, c.acquired_at, o.t[1] AS t1,"
+	" o.t[2] AS t2 FROM c LEFT JOIN LATERAL (SELECT array_agg(occurred_at"
+	"  ORDER BY occurred_at, event_id, publisher) AS t FROM (SELECT"
+	"  occurred_at, event_id, publisher FROM rpt_orders y WHERE"
+	"  y.partition = c.partition AND y.customer_key = c.customer_key AND"
+	"  y.paid AND y.occurred_at >= c.acquired_at AND y.occurred_at < $3"
+	"  ORDER BY occurred_at, event_id, publisher LIMIT 2) z) o ON true), "
+	"s AS (SELECT x.*, COALESCE(t1 < acquired_at + w.len, false) AS f1,"
+	" COALESCE(t1 < acquired_at + w.len AND t2 < t1 + w.len, false) AS f2,"
+	" w.len FROM x, w) "
+	"SELECT count(*), count(*) FILTER (WHERE f1), count(*) FILTER (WHERE"
+	" f2), count(*) FILTER (WHERE f2 AND EXISTS (SELECT 1 FROM rpt_members"
+	" m WHERE m.partition = s.partition AND m.customer_key ="
+	" s.customer_key AND m.occurred_at >= s.t2 AND m.occurred_at < s.t2 +"
+	" s.len AND m.occurred_at < $3)) FROM s";
+/* clang-format on */
+
+int
+reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
+                 json_t **out, reporting_error *err)
+{
+	static const char *const steps[] = {"added", "first_order",
+	                                    "second_order", "member"};
+	reporting_period p;
+	char window[16];
+	PGresult *res;
+	int64_t n[4];
+	int rv;
+
+	(void)rp;
+	(void)err;
+	reporting_period_init(&p, a);
+	snprintf(window, sizeof(window), "%d", a->window_days);
+	const char *params[] = {p.v[0], p.v[1], p.v[2], p.v[3], window};
+	if ((rv = pond_pq_query(conn, &res, funnel_sql, 5, params)) != 0) {
+		return (rv);
+	}
+	for (int i = 0; i < 4; i++) {
+		n[i] = reporting_int(res, 0, i);
+	}
+	PQclear(res);
+	json_t *rows = json_array();
+	for (int i = 0; i < 4; i++) {
+		json_array_append_new(
+		        rows,
+		        json_pack("{s:s, s:I, s:o, s:o}", "step", steps[i],
+		                  "customers", (json_int_t)n[i],
+		                  "rate_from_previous",
+		                  i == 0 ? json_null()
+		                         : reporting_ratio(n[i], n[i - 1]),
+		                  "rate_from_first",
+		                  reporting_ratio(n[i], n[0])));
+	}
+	*out = reporting_envelope("funnel", a, true, rows, NULL);
+	return (POND_OK);
+}
+
+/* --- fission
+ * -------------------------------------------------------------------- */
+
+static const char fission_sql[] =
+        "WITH sh AS (SELECT customer_key FROM rpt_invites WHERE "
+        " occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 AND "
+        " ($4::text IS NULL OR campaign_id = $4)), "
+        "inv AS (SELECT inviter_key FROM rpt_customers WHERE acquired_at "
+        " >= $1 AND acquired_at < $2 AND acquired_at < $3 AND inviter_key "
+        " IS NOT NULL AND ($4::text IS NULL OR campaign_id = $4)), "
+        "per AS (SELECT inviter_key, count(*) AS n FROM inv GROUP BY 1) "
+        "SELECT (SELECT count(*) FROM sh), (SELECT count(DISTINCT "
+        " customer_key) FROM sh), (SELECT count(*) FROM inv), (SELECT "
+        " count(*) FROM per WHERE n >= $5), (SELECT COALESCE(json_agg("
+        " json_build_object('customer_key', inviter_key, 'invitees', n) "
+        " ORDER BY n DESC, inviter_key COLLATE \"C\"), '[]') FROM (SELECT * "
+        " FROM per ORDER BY n DESC, inviter_key COLLATE \"C\" LIMIT 10) t)";
+
+int
+reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
+                  json_t **out, reporting_error *err)
+{
+	reporting_period p;
+	char needed[16];
+	PGresult *res;
+	int rv;
+
+	(void)rp;
+	(void)err;
+	reporting_period_init(&p, a);
+	snprintf(needed, sizeof(needed), "%d", a->invitees_needed);
+	const char *params[] = {p.v[0], p.v[1], p.v[2], a->campaign_id,
+	                        needed};
+	if ((rv = pond_pq_query(conn, &res, fission_sql, 5, params)) != 0) {
+		return (rv);
+	}
+	int64_t shared = reporting_int(res, 0, 0);
+	int64_t inviters = reporting_int(res, 0, 1);
+	int64_t invitees = reporting_int(res, 0, 2);
+	json_t *top = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
+	json_t *total = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:o, s:o}", "invites_shared",
+	        (json_int_t)shared, "inviters", (json_int_t)inviters,
+	        "invitees_added", (json_int_t)invitees, "successful_inviters",
+	        (json_int_t)reporting_int(res, 0, 3), "k_factor",
+	        reporting_ratio(invitees, inviters), "top_inviters",
+	        top != NULL ? top : json_array());
+	PQclear(res);
+	*out = reporting_envelope("fission", a, true, json_array(), total);
+	return (POND_OK);
+}
+
+/* --- portrait
+ * ------------------------------------------------------------------- */
+
+/* The value(s) of customer p for each group_by, at as_of ($1): a lateral
+ * subquery with a column "value" (no row, or a NULL, is "no value"). */
+#define LATEST_FACT(col)                                                      \
+	"(SELECT f." col " AS value FROM rpt_profile_facts f WHERE "          \
+	"f.partition = p.partition AND f.customer_key = p.customer_key AND "  \
+	"f.has_" col " AND f.occurred_at < $1 ORDER BY f.occurred_at DESC, "  \
+	"f.event_id DESC, f.publisher DESC LIMIT 1)"
+#define TAGS_ON                                                               \
+	"(SELECT tag AS value FROM (SELECT DISTINCT ON (tag) tag, added "     \
+	"FROM "                                                               \
+	"rpt_tag_changes t WHERE t.partition = p.partition AND "              \
+	"t.customer_key = p.customer_key AND t.changed_at < $1 ORDER BY "     \
+	"tag, changed_at DESC, seq DESC) x WHERE added)"
+
+static const struct {
+	const char *group_by, *lateral;
+} portrait_values[] = {
+        {"region", LATEST_FACT("region")},
+        {"industry", LATEST_FACT("industry")},
+        {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)"},
+        {"lifecycle", "(SELECT " STAGE_EXPR " AS value)"},
+        {"tag", TAGS_ON},
+};
+
+int
+reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
+                   json_t **out, reporting_error *err)
+{
+	const char *lateral = NULL;
+	char as_of[40], *sql = NULL;
+	PGresult *res;
+	int rv;
+
+	(void)rp;
+	(void)err;
+	for (size_t i = 0; i < 5; i++) {
+		if (strcmp(portrait_values[i].group_by, a->group_by) == 0) {
+			lateral = portrait_values[i].lateral;
+		}
+	}
+	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
+	const char *params[] = {as_of, a->tag};
+	if (lateral == NULL ||
+	    asprintf(&sql,
+	             "WITH pop AS (SELECT * FROM rpt_customers p WHERE "
+	             "first_event_at < $1 AND ($2::text IS NULL OR (SELECT "
+	             "added FROM rpt_tag_changes t WHERE t.partition = "
+	             "p.partition AND t.customer_key = p.customer_key AND "
+	             "t.tag = $2 AND t.changed_at < $1 ORDER BY changed_at "
+	             "DESC, seq DESC LIMIT 1))) "
+	             "SELECT v.value, count(*), (SELECT count(*) FROM pop) "
+	             "FROM pop p LEFT JOIN LATERAL %s v ON true GROUP BY "
+	             "v.value ORDER BY count(*) DESC, v.value COLLATE \"C\" "
+	             "NULLS LAST",
+	             lateral) < 0) {
+		return (POND_ENOMEM);
+	}
+	rv = pond_pq_query(conn, &res, sql, 2, params);
+	free(sql);
+	if (rv != 0) {
+		return (rv);
+	}
+	int64_t all = PQntuples(res) > 0 ? reporting_int(res, 0, 2) : 0;
+	json_t *rows = json_array();
+	for (int r = 0; r < PQntuples(res); r++) {
+		int64_t n = reporting_int(res, r, 1);
+		json_array_append_new(
+		        rows,
+		        json_pack("{s:o, s:I, s:o}", "value",
+		                  PQgetisnull(res, r, 0)
+		                          ? json_null()
+		                          : json_string(PQgetvalue(res, r, 0)),
+		                  "customers", (json_int_t)n, "share",
+		                  reporting_ratio(n, all)));
+	}
+	PQclear(res);
+	json_t *total =
+	        json_pack("{s:s, s:o, s:I}", "group_by", a->group_by, "tag",
+	                  a->tag != NULL ? json_string(a->tag) : json_null(),
+	                  "customers", (json_int_t)all);
+	*out = reporting_envelope("portrait", a, false, rows, total);
+	return (POND_OK);
+}
