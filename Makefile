@@ -96,9 +96,9 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
 
-# The CLI checks tag rules with the tagging service's condition parser.
-CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o
-$(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging
+# The CLI checks tag rules and audiences with common/cond.c (in libpond);
+# it links no service objects.
+CLI_SVC_OBJ :=
 $(O)/bin/pond: $(CLI_OBJ) $(CLI_SVC_OBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
