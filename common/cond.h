@@ -107,7 +107,7 @@ typedef struct pond_facts {
  * NULL, err says where and why, and POND_EINVAL is returned (POND_ENOMEM
  * out of memory). The caller frees *out with pond_cond_free. */
 int pond_cond_parse(const json_t *json, pond_cond **out,
-                       pond_cond_error *err) POND_MUSTCHECK;
+                    pond_cond_error *err) POND_MUSTCHECK;
 
 /* pond_cond_free frees c and its subtree (NULL is fine). */
 void pond_cond_free(pond_cond *c);

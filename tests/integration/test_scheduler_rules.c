@@ -1,0 +1,150 @@
+/*
+ * test_scheduler_rules.c - the rules every touch obeys (API.md section 3),
+ * each shown on a real pond-ingest, pond-scheduler and pond-gateway-sim
+ * with the test clock: opt-out, quiet hours, the frequency cap across
+ * campaigns, the campaign window, and a paused campaign.
+ *
+ * Business time is Asia/Shanghai (UTC+8, no DST): 21:00 local is 13:00Z.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_scheduler.h"
+
+#define INTERACTION(id, key, at)                                              \
+	"{\"event_id\": \"" id "\", \"customer_key\": \"" key                 \
+	"\", \"occurred_at\": \"" at "\", \"interaction\": {\"kind\": "       \
+	"\"message\"}}"
+
+/* touch_state counts key's touches of campaign id in state (and reason). */
+static long long
+touches(sw_world *w, const char *id, const char *key, const char *state,
+        const char *reason)
+{
+	return (sw_sql_int(w,
+	                   "SELECT count(*) FROM touches WHERE campaign_id = "
+	                   "'%s' AND customer_key LIKE '%s' AND state = '%s' "
+	                   "AND reason LIKE '%s'",
+	                   id, key, state, reason != NULL ? reason : "%"));
+}
+
+Test(scheduler_rules, opt_out_per_channel_and_all)
+{
+	sw_world w;
+
+	sw_start(&w, "sched-optout", NULL);
+	sw_gateway_start(&w, NULL);
+	char *id = sw_campaign(
+	        &w, "{\"name\": \"reply\", \"channel\": \"wecom_message\", "
+	            "\"template\": \"t1\", \"trigger\": {\"event\": "
+	            "\"interaction\"}}");
+	/* a: out of wecom_message; b: out of all; c: out of sms only (another
+	 * channel); d: out, then back in. All events at 12:00 local. */
+	sw_send(&w, "{\"event_id\": \"o1\", \"customer_key\": \"a\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
+	            "{\"channel\": \"wecom_message\"}},"
+	            "{\"event_id\": \"o2\", \"customer_key\": \"b\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
+	            "{\"channel\": \"all\"}},"
+	            "{\"event_id\": \"o3\", \"customer_key\": \"c\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
+	            "{\"channel\": \"sms\"}},"
+	            "{\"event_id\": \"o4\", \"customer_key\": \"d\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
+	            "{\"channel\": \"all\"}},"
+	            "{\"event_id\": \"o5\", \"customer_key\": \"d\", "
+	            "\"occurred_at\": \"2026-01-05T03:01:00Z\", \"opt_in\": "
+	            "{\"channel\": \"all\"}}");
+	sw_clock(&w, "2026-01-05T04:00:00Z");
+	sw_send(&w,
+	        INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION("i2", "b", "2026-01-05T04:00:00Z") "," INTERACTION(
+	                "i3", "c",
+	                "2026-01-05T04:00:00Z") "," INTERACTION("i4", "d",
+	                                                        "2026-01-"
+	                                                        "05T04:00:"
+	                                                        "00Z"));
+	sw_settle(&w);
+	cr_assert_eq(touches(&w, id, "a", "suppressed", "opt_out"), 1);
+	cr_assert_eq(touches(&w, id, "b", "suppressed", "opt_out"), 1);
+	/* c and d are touched: sent, then the gateway's receipts arrive. */
+	sw_wait_int(&w, 2, 20000,
+	            "SELECT count(DISTINCT touch_id) FROM touch_changes WHERE "
+	            "campaign_id = '%s' AND state = 'sent' AND customer_key "
+	            "IN ('c', 'd')",
+	            id);
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "campaign_id = '%s'",
+	                        id),
+	             4);
+	/* Every suppression is on the touches stream with its reason. */
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touch_changes WHERE "
+	                        "state = 'suppressed' AND reason = 'opt_out'"),
+	             2);
+	cr_assert_eq(sw_metric(&w, 0,
+	                       "pond_scheduler_suppressed_total{reason="
+	                       "\"opt_out\"}"),
+	             2);
+	free(id);
+	sw_stop(&w);
+}
+
+Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
+{
+	sw_world w;
+
+	sw_start(&w, "sched-quiet", NULL);
+	sw_gateway_start(&w, NULL);
+	char *id = sw_campaign(
+	        &w, "{\"name\": \"evening\", \"channel\": \"wecom_message\", "
+	            "\"template\": \"t1\", \"trigger\": {\"event\": "
+	            "\"interaction\"}}");
+	/* Tuesday 2026-01-06: q at 21:00 local (13:00Z) is deferred to
+	 * Wednesday 09:00 local (01:00Z); r at 08:59 local (00:59Z) to
+	 * 09:00 the same day (01:00Z); s at 12:00 local is not deferred;
+	 * t at 20:59 local is not deferred either. */
+	sw_clock(&w, "2026-01-06T13:00:00Z");
+	sw_send(&w,
+	        INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION("r1", "r", "2026-01-06T00:59:00Z") "," INTERACTION(
+	                "s1", "s",
+	                "2026-01-06T04:00:00Z") "," INTERACTION("t1", "t",
+	                                                        "2026-01-"
+	                                                        "06T12:59:"
+	                                                        "00Z"));
+	sw_settle(&w);
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "customer_key = 'q' AND state = 'deferred' "
+	                        "AND due_at = '2026-01-07T01:00:00Z'"),
+	             1);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
+	                            "customer_key = 'r' AND state = "
+	                            "'deferred'"),
+	             1);
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT (extract(epoch FROM due_at))::bigint "
+	                        "FROM touches WHERE customer_key = 'r'"),
+	             1767661200); /* 2026-01-06T01:00:00Z */
+	/* r (due 09:00 that morning), s and t were due before the clock's
+	 * 21:00 and go out now; q waits. */
+	sw_wait_int(&w, 3, 20000,
+	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
+	            "AND customer_key IN ('r', 's', 't')");
+	cr_assert_eq(touches(&w, id, "q", "deferred", NULL), 1);
+	/* 08:59:59 Wednesday local: still not due. */
+	sw_clock(&w, "2026-01-07T00:59:59Z");
+	usleep(300000);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
+	                            "state = 'sent' AND customer_key = 'q'"),
+	             0);
+	sw_clock(&w, "2026-01-07T01:00:00Z");
+	sw_wait_int(&w, 1, 20000,
+	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
+	            "AND customer_key = 'q'");
+	free(id);
+	sw_stop(&w);
+}
