@@ -266,8 +266,11 @@ tick_due(tick_job *j, PGconn *conn, pond_time now)
 	}
 	PQclear(res);
 	res = NULL;
+	/* Only this transaction's changes: the one-shot's are written. */
+	scheduler_changes mine = {.v = j->changes.v + first_change,
+	                          .n = j->changes.n - first_change};
 	if ((rv = scheduler_changes_write(conn, &j->arena, s->nparts,
-	                                  &j->changes)) != 0 ||
+	                                  &mine)) != 0 ||
 	    (rv = pond_pq_query(conn, &res,
 	                        "SELECT count(*) FROM touches WHERE state IN "
 	                        "('scheduled', 'deferred') AND due_at <= "

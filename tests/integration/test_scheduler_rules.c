@@ -59,13 +59,16 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	            "\"occurred_at\": \"2026-01-05T03:01:00Z\", \"opt_in\": "
 	            "{\"channel\": \"all\"}}");
 	sw_clock(&w, "2026-01-05T04:00:00Z");
-	sw_send(&w,
-	        INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION("i2", "b", "2026-01-05T04:00:00Z") "," INTERACTION(
-	                "i3", "c",
-	                "2026-01-05T04:00:00Z") "," INTERACTION("i4", "d",
-	                                                        "2026-01-"
-	                                                        "05T04:00:"
-	                                                        "00Z"));
+	sw_send(&w, INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION(
+	                    "i2", "b",
+	                    "2026-01-05T04:00:00Z") "," INTERACTION("i3", "c",
+	                                                            "2026-01-"
+	                                                            "05T04:00:"
+	                                                            "00Z") "," INTERACTION("i4",
+	                                                                                   "d",
+	                                                                                   "2026-01-"
+	                                                                                   "05T04:00:"
+	                                                                                   "00Z"));
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, id, "a", "suppressed", "opt_out"), 1);
 	cr_assert_eq(touches(&w, id, "b", "suppressed", "opt_out"), 1);
@@ -108,13 +111,16 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	 * 09:00 the same day (01:00Z); s at 12:00 local is not deferred;
 	 * t at 20:59 local is not deferred either. */
 	sw_clock(&w, "2026-01-06T13:00:00Z");
-	sw_send(&w,
-	        INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION("r1", "r", "2026-01-06T00:59:00Z") "," INTERACTION(
-	                "s1", "s",
-	                "2026-01-06T04:00:00Z") "," INTERACTION("t1", "t",
-	                                                        "2026-01-"
-	                                                        "06T12:59:"
-	                                                        "00Z"));
+	sw_send(&w, INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION(
+	                    "r1", "r",
+	                    "2026-01-06T00:59:00Z") "," INTERACTION("s1", "s",
+	                                                            "2026-01-"
+	                                                            "06T04:00:"
+	                                                            "00Z") "," INTERACTION("t1",
+	                                                                                   "t",
+	                                                                                   "2026-01-"
+	                                                                                   "06T12:59:"
+	                                                                                   "00Z"));
 	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w,
 	                        "SELECT count(*) FROM touches WHERE "
@@ -146,5 +152,189 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
 	            "AND customer_key = 'q'");
 	free(id);
+	sw_stop(&w);
+}
+
+Test(scheduler_rules, frequency_cap_across_three_campaigns)
+{
+	sw_world w;
+	const char *names[] = {"a", "b", "c"};
+	char body[300], events[4096] = "";
+
+	sw_start(&w, "sched-cap", NULL);
+	for (int i = 0; i < 3; i++) {
+		snprintf(body, sizeof(body),
+		         "{\"name\": \"%s\", \"channel\": \"wecom_message\", "
+		         "\"template\": \"t\", \"trigger\": {\"event\": "
+		         "\"interaction\"}}",
+		         names[i]);
+		free(sw_campaign(&w, body));
+	}
+	/* k interacts at 12:00 local (04:00Z) every day from Monday 5 to
+	 * Monday 12 January; each interaction triggers all three campaigns.
+	 * With 1/day,3/week: Mon, Tue, Wed get one touch each (the other two
+	 * capped by the day); Thu..Sun get none (the week has 3); the next
+	 * Monday starts a new week: one. Touched 4, capped 8 x 3 - 4 = 20.
+	 * m interacts once on Thursday: its own ledger, touched. */
+	for (int d = 5; d <= 12; d++) {
+		char ev[300];
+		snprintf(ev, sizeof(ev),
+		         "%s{\"event_id\": \"k%d\", \"customer_key\": \"k\", "
+		         "\"occurred_at\": \"2026-01-%02dT04:00:00Z\", "
+		         "\"interaction\": {\"kind\": \"message\"}}",
+		         d == 5 ? "" : ",", d, d);
+		strcat(events, ev);
+	}
+	strcat(events, "," INTERACTION("m8", "m", "2026-01-08T04:00:00Z"));
+	sw_clock(&w, "2026-01-12T05:00:00Z");
+	sw_send(&w, "%s", events);
+	sw_settle(&w);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'k'"),
+	             24);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'k' AND state <> "
+	                            "'suppressed'"),
+	             4);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'k' AND reason = "
+	                            "'frequency_cap'"),
+	             20);
+	/* The touched days are exactly Mon, Tue, Wed and the next Mon. */
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "customer_key = 'k' AND state <> 'suppressed' "
+	                        "AND (due_at AT TIME ZONE "
+	                        "'Asia/Shanghai')::date IN ('2026-01-05', "
+	                        "'2026-01-06', '2026-01-07', '2026-01-12')"),
+	             4);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'm' AND state <> "
+	                            "'suppressed'"),
+	             1);
+	/* m's one interaction is also wanted by three campaigns: one
+	 * touch, two capped by the day. 20 + 2 in the metric. */
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'm' AND reason = "
+	                            "'frequency_cap'"),
+	             2);
+	cr_assert_eq(sw_metric(&w, 0,
+	                       "pond_scheduler_suppressed_total{reason="
+	                       "\"frequency_cap\"}"),
+	             22);
+	sw_stop(&w);
+}
+
+Test(scheduler_rules, campaign_window_is_half_open)
+{
+	sw_world w;
+
+	sw_start(&w, "sched-window", NULL);
+	char *id = sw_campaign(
+	        &w, "{\"name\": \"new year\", \"channel\": \"wecom_message\", "
+	            "\"template\": \"t\", \"trigger\": {\"event\": "
+	            "\"interaction\"}, \"starts_at\": "
+	            "\"2026-01-06T00:00:00Z\", \"ends_at\": "
+	            "\"2026-01-08T00:00:00Z\"}");
+	/* w1 before the start, w2 at it (in), w3 a second before the end
+	 * (in), w4 at the end (out): two in, two suppressed by the window. */
+	sw_clock(&w, "2026-01-08T06:00:00Z");
+	sw_send(&w, INTERACTION("w1", "w1", "2026-01-05T23:59:59Z") "," INTERACTION(
+	                    "w2", "w2",
+	                    "2026-01-06T00:00:00Z") "," INTERACTION("w3", "w3",
+	                                                            "2026-01-"
+	                                                            "07T23:59:"
+	                                                            "59Z") "," INTERACTION("w4",
+	                                                                                   "w4",
+	                                                                                   "2026-01-08T00:00:00Z"));
+	sw_settle(&w);
+	cr_assert_eq(touches(&w, id, "w1", "suppressed", "window"), 1);
+	cr_assert_eq(touches(&w, id, "w4", "suppressed", "window"), 1);
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "customer_key IN ('w2', 'w3') AND state IN "
+	                        "('scheduled', 'deferred')"),
+	             2);
+	free(id);
+	sw_stop(&w);
+}
+
+Test(scheduler_rules, api_auth_validation_pause_and_resume)
+{
+	sw_world w;
+	json_t *reply;
+
+	sw_start(&w, "sched-api", NULL);
+	const char *spec = "{\"id\": \"promo\", \"name\": \"promo\", "
+	                   "\"channel\": \"sms\", \"template\": \"t\", "
+	                   "\"trigger\": {\"event\": \"interaction\"}, "
+	                   "\"quota\": 100, \"holdout_pct\": 10}";
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", NULL, spec, NULL),
+	             401);
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_READ_TOKEN, spec,
+	                     NULL),
+	             403);
+	/* A bad spec names the field. */
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_ADMIN_TOKEN,
+	                     "{\"name\": \"x\", \"channel\": \"fax\", "
+	                     "\"template\": \"t\", \"trigger\": {\"event\": "
+	                     "\"interaction\"}}",
+	                     &reply),
+	             400);
+	cr_assert_not_null(
+	        strstr(json_string_value(json_object_get(
+	                       json_object_get(reply, "error"), "message")),
+	               "channel"));
+	json_decref(reply);
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_ADMIN_TOKEN,
+	                     "{\"name\": \"x\", \"channel\": \"sms\", "
+	                     "\"template\": \"t\", \"trigger\": {\"event\": "
+	                     "\"interaction\"}, \"holdout_pct\": 51}",
+	                     NULL),
+	             400);
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_ADMIN_TOKEN,
+	                     "{\"name\": \"x\", \"channel\": \"sms\", "
+	                     "\"template\": \"t\", \"trigger\": {\"event\": "
+	                     "\"interaction\"}, \"audience\": {\"field\": "
+	                     "\"nope\", \"op\": \"=\", \"value\": 1}}",
+	                     NULL),
+	             400);
+	free(sw_campaign(&w, spec));
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_ADMIN_TOKEN, spec,
+	                     NULL),
+	             409);
+	cr_assert_eq(sw_http(&w, "GET", "/v1/campaigns/promo", SW_READ_TOKEN,
+	                     NULL, &reply),
+	             200);
+	cr_assert_eq(json_integer_value(json_object_get(reply, "quota")), 100);
+	cr_assert_str_eq(json_string_value(json_object_get(reply, "status")),
+	                 "active");
+	json_decref(reply);
+	cr_assert_eq(sw_http(&w, "GET", "/v1/campaigns/none", SW_READ_TOKEN,
+	                     NULL, NULL),
+	             404);
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns/promo/pause",
+	                     SW_ADMIN_TOKEN, "", &reply),
+	             200);
+	cr_assert_str_eq(json_string_value(json_object_get(reply, "status")),
+	                 "paused");
+	json_decref(reply);
+	sw_clock(&w, "2026-01-05T04:00:00Z");
+	sw_send(&w, INTERACTION("p1", "p1", "2026-01-05T04:00:00Z"));
+	sw_settle(&w);
+	cr_assert_eq(touches(&w, "promo", "p1", "suppressed", "paused"), 1);
+	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns/promo/resume",
+	                     SW_ADMIN_TOKEN, "", NULL),
+	             200);
+	sw_send(&w, INTERACTION("p2", "p2", "2026-01-05T04:00:00Z"));
+	sw_settle(&w);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "customer_key = 'p2' AND reason = ''"),
+	             1);
+	cr_assert_eq(sw_http(&w, "GET", "/v1/campaigns", SW_READ_TOKEN, NULL,
+	                     &reply),
+	             200);
+	cr_assert_eq(json_array_size(json_object_get(reply, "campaigns")), 1);
+	json_decref(reply);
 	sw_stop(&w);
 }
