@@ -96,9 +96,10 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 SERVICE_LIBOBJ := $(foreach s,$(SERVICES),$($(s)_LIBOBJ))
 
-# The CLI checks tag rules and audiences with common/cond.c (in libpond);
-# it links no service objects.
-CLI_SVC_OBJ :=
+# The CLI checks tag rules with common/cond.c (in libpond) and campaigns
+# with the scheduler's own spec code, so both refuse what the APIs refuse.
+CLI_SVC_OBJ := $(O)/obj/services/scheduler/campaign.o
+$(O)/obj/cli/%.o: CFLAGS += -Iservices/scheduler
 $(O)/bin/pond: $(CLI_OBJ) $(CLI_SVC_OBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

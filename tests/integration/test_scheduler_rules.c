@@ -59,16 +59,17 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	            "\"occurred_at\": \"2026-01-05T03:01:00Z\", \"opt_in\": "
 	            "{\"channel\": \"all\"}}");
 	sw_clock(&w, "2026-01-05T04:00:00Z");
-	sw_send(&w, INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION(
-	                    "i2", "b",
-	                    "2026-01-05T04:00:00Z") "," INTERACTION("i3", "c",
-	                                                            "2026-01-"
-	                                                            "05T04:00:"
-	                                                            "00Z") "," INTERACTION("i4",
-	                                                                                   "d",
-	                                                                                   "2026-01-"
-	                                                                                   "05T04:00:"
-	                                                                                   "00Z"));
+	sw_send(&w,
+	        INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION(
+	                "i2", "b",
+	                "2026-01-05T04:00:00Z") "," INTERACTION("i3", "c",
+	                                                        "2026-01-"
+	                                                        "05T04:00:"
+	                                                        "00Z") "," INTERACTION("i4",
+	                                                                               "d",
+	                                                                               "2026-01-"
+	                                                                               "05T04:00:"
+	                                                                               "00Z"));
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, id, "a", "suppressed", "opt_out"), 1);
 	cr_assert_eq(touches(&w, id, "b", "suppressed", "opt_out"), 1);
@@ -111,16 +112,17 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	 * 09:00 the same day (01:00Z); s at 12:00 local is not deferred;
 	 * t at 20:59 local is not deferred either. */
 	sw_clock(&w, "2026-01-06T13:00:00Z");
-	sw_send(&w, INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION(
-	                    "r1", "r",
-	                    "2026-01-06T00:59:00Z") "," INTERACTION("s1", "s",
-	                                                            "2026-01-"
-	                                                            "06T04:00:"
-	                                                            "00Z") "," INTERACTION("t1",
-	                                                                                   "t",
-	                                                                                   "2026-01-"
-	                                                                                   "06T12:59:"
-	                                                                                   "00Z"));
+	sw_send(&w,
+	        INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION(
+	                "r1", "r",
+	                "2026-01-06T00:59:00Z") "," INTERACTION("s1", "s",
+	                                                        "2026-01-"
+	                                                        "06T04:00:"
+	                                                        "00Z") "," INTERACTION("t1",
+	                                                                               "t",
+	                                                                               "2026-01-"
+	                                                                               "06T12:59:"
+	                                                                               "00Z"));
 	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w,
 	                        "SELECT count(*) FROM touches WHERE "
@@ -239,14 +241,15 @@ Test(scheduler_rules, campaign_window_is_half_open)
 	/* w1 before the start, w2 at it (in), w3 a second before the end
 	 * (in), w4 at the end (out): two in, two suppressed by the window. */
 	sw_clock(&w, "2026-01-08T06:00:00Z");
-	sw_send(&w, INTERACTION("w1", "w1", "2026-01-05T23:59:59Z") "," INTERACTION(
-	                    "w2", "w2",
-	                    "2026-01-06T00:00:00Z") "," INTERACTION("w3", "w3",
-	                                                            "2026-01-"
-	                                                            "07T23:59:"
-	                                                            "59Z") "," INTERACTION("w4",
-	                                                                                   "w4",
-	                                                                                   "2026-01-08T00:00:00Z"));
+	sw_send(&w,
+	        INTERACTION("w1", "w1", "2026-01-05T23:59:59Z") "," INTERACTION(
+	                "w2", "w2",
+	                "2026-01-06T00:00:00Z") "," INTERACTION("w3", "w3",
+	                                                        "2026-01-"
+	                                                        "07T23:59:"
+	                                                        "59Z") "," INTERACTION("w4",
+	                                                                               "w4",
+	                                                                               "2026-01-08T00:00:00Z"));
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, id, "w1", "suppressed", "window"), 1);
 	cr_assert_eq(touches(&w, id, "w4", "suppressed", "window"), 1);
@@ -336,5 +339,47 @@ Test(scheduler_rules, api_auth_validation_pause_and_resume)
 	             200);
 	cr_assert_eq(json_array_size(json_object_get(reply, "campaigns")), 1);
 	json_decref(reply);
+	sw_stop(&w);
+}
+
+Test(scheduler_rules, cli_reads_the_same_json)
+{
+	char dsn[POND_TEST_DSN_LEN + 16], path[PATH_MAX], *out = NULL;
+	sw_world w;
+	FILE *f;
+
+	sw_start(&w, "sched-cli", NULL);
+	snprintf(dsn, sizeof(dsn), "POND_DSN=%s", w.ingest.dsn);
+	snprintf(path, sizeof(path), "%s/sched-cli-%d.json",
+	         pond_test_artifacts_dir(), (int)getpid());
+	const char *env[] = {dsn, NULL};
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f, "{\"id\": \"rebuy\", \"name\": \"repurchase reminder\", "
+	           "\"channel\": \"wecom_message\", \"template\": \"rebuy\", "
+	           "\"trigger\": {\"tag_added\": \"repurchase_due\"}, "
+	           "\"delay_s\": 3600}");
+	fclose(f);
+	const char *create[] = {"pond", "campaigns", "create", path, NULL};
+	cr_assert_eq(pond_test_run(create, env, "sched-cli-run", &out), 0);
+	json_t *j = pond_test_json(out);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "rebuy");
+	json_decref(j);
+	free(out);
+	/* The API sees it; the CLI pauses it. */
+	cr_assert_eq(sw_http(&w, "GET", "/v1/campaigns/rebuy", SW_READ_TOKEN,
+	                     NULL, NULL),
+	             200);
+	const char *pause[] = {"pond", "campaigns", "pause", "rebuy", NULL};
+	cr_assert_eq(pond_test_run(pause, env, "sched-cli-run", NULL), 0);
+	cr_assert_eq(sw_sql_int(&w, "SELECT paused::int FROM campaigns"), 1);
+	/* A spec the API refuses the CLI refuses too. */
+	cr_assert_not_null(f = fopen(path, "w"));
+	fprintf(f, "{\"name\": \"x\", \"channel\": \"sms\", \"template\": "
+	           "\"t\", \"trigger\": {\"soon\": \"x\"}}");
+	fclose(f);
+	cr_assert_eq(pond_test_run(create, env, "sched-cli-run", NULL), 1);
+	const char *show[] = {"pond", "campaigns", "show", "nope", NULL};
+	cr_assert_eq(pond_test_run(show, env, "sched-cli-run", NULL), 1);
+	unlink(path);
 	sw_stop(&w);
 }
