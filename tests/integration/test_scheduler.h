@@ -62,6 +62,13 @@ char *sw_campaign(sw_world *w, const char *json);
 void sw_send(sw_world *w, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+/* sw_interaction sends one interaction of key at time at (RFC 3339); its
+ * event_id is "key@at". */
+void sw_interaction(sw_world *w, const char *key, const char *at);
+
+/* sw_kill_scheduler SIGKILLs replica i and reaps it. */
+void sw_kill_scheduler(sw_world *w, int i);
+
 /* sw_sql_int runs a printf-formatted query returning one integer. */
 long long sw_sql_int(sw_world *w, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));

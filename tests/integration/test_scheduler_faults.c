@@ -29,11 +29,12 @@ send_interactions(sw_world *w, const char *prefix, int n)
 
 	for (int i = 0; i < n; i++) {
 		char ev[256];
-		snprintf(ev, sizeof(ev),
-		         "%s{\"event_id\": \"%s%d\", \"customer_key\": "
-		         "\"%s%d\", \"occurred_at\": \"2026-01-05T04:00:00Z\", "
-		         "\"interaction\": {\"kind\": \"message\"}}",
-		         i == 0 ? "" : ",", prefix, i, prefix, i);
+		snprintf(
+		        ev, sizeof(ev),
+		        "%s{\"event_id\": \"%s%d\", \"customer_key\": "
+		        "\"%s%d\", \"occurred_at\": \"2026-01-05T04:00:00Z\", "
+		        "\"interaction\": {\"kind\": \"message\"}}",
+		        i == 0 ? "" : ",", prefix, i, prefix, i);
 		strcat(events, ev);
 	}
 	sw_send(w, "%s", events);
@@ -62,6 +63,24 @@ ledger_lines(sw_world *w, int *lines, int *distinct)
 	fclose(f);
 }
 
+/* assert_sent_once checks that n touches were sent, each once, and that
+ * the gateway took each once. */
+static void
+assert_sent_once(sw_world *w, int n)
+{
+	int lines, distinct;
+
+	cr_assert_eq(sw_sql_int(w, "SELECT count(*) FROM touch_changes WHERE "
+	                           "state = 'sent'"),
+	             n);
+	cr_assert_eq(sw_sql_int(w, "SELECT count(DISTINCT touch_id) FROM "
+	                           "touch_changes WHERE state = 'sent'"),
+	             n);
+	ledger_lines(w, &lines, &distinct);
+	cr_assert_eq(lines, n);
+	cr_assert_eq(distinct, n);
+}
+
 static void
 campaign(sw_world *w)
 {
@@ -77,7 +96,6 @@ Test(scheduler_faults, gateway_down_then_back_each_delivered_once)
 	static const char *const gw_env[] = {"POND_GATEWAY_DELIVER_PCT=100",
 	                                     NULL};
 	sw_world w;
-	int lines, distinct;
 
 	sw_start(&w, "sched-down", env);
 	campaign(&w);
@@ -89,26 +107,18 @@ Test(scheduler_faults, gateway_down_then_back_each_delivered_once)
 	            "SELECT count(*) FROM touches WHERE state = 'scheduled' "
 	            "AND attempts >= 2");
 	cr_assert_eq(sw_metric(&w, 0, "pond_scheduler_due_queue_depth"), 10);
-	cr_assert_eq(sw_metric(&w, 0, "pond_scheduler_touches_total{state="
-	                              "\"scheduled\"}"),
+	cr_assert_eq(sw_metric(&w, 0,
+	                       "pond_scheduler_touches_total{state="
+	                       "\"scheduled\"}"),
 	             10);
 	sw_gateway_start(&w, gw_env);
 	sw_wait_int(&w, 10, 30000,
 	            "SELECT count(*) FROM touches WHERE delivered_at IS NOT "
 	            "NULL");
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
-	                            "state = 'sent'"),
-	             10);
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(DISTINCT touch_id) FROM "
-	                            "touch_changes WHERE state = 'sent'"),
-	             10);
-	/* cost_fen rides on the sent change: 10 x 3 fen. */
+	assert_sent_once(&w, 10);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                            "cost_fen = 3 AND sent_at IS NOT NULL"),
 	             10);
-	ledger_lines(&w, &lines, &distinct);
-	cr_assert_eq(lines, 10);
-	cr_assert_eq(distinct, 10);
 	sw_wait_int(&w, 10, 20000,
 	            "SELECT count(*) FROM touch_changes WHERE state = "
 	            "'delivered'");
@@ -119,7 +129,6 @@ Test(scheduler_faults, gateway_down_then_back_each_delivered_once)
 Test(scheduler_faults, gateway_acks_twice_no_double_state)
 {
 	sw_world w;
-	int lines, distinct;
 
 	sw_start(&w, "sched-twice", NULL);
 	sw_gateway_control(&w, "ack_twice");
@@ -135,22 +144,13 @@ Test(scheduler_faults, gateway_acks_twice_no_double_state)
 	            "SELECT count(*) FROM touches WHERE sent_at IS NOT NULL");
 	sw_settle(&w);
 	usleep(300000);
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
-	                            "state = 'sent'"),
-	             10);
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(DISTINCT touch_id) FROM "
-	                            "touch_changes WHERE state = 'sent'"),
-	             10);
-	ledger_lines(&w, &lines, &distinct);
-	cr_assert_eq(lines, 10);
-	cr_assert_eq(distinct, 10);
+	assert_sent_once(&w, 10);
 	sw_stop(&w);
 }
 
 Test(scheduler_faults, sigkill_mid_dispatch_loses_none_makes_none_twice)
 {
 	sw_world w;
-	int lines, distinct;
 
 	sw_start(&w, "sched-kill", NULL);
 	sw_gateway_control(&w, "stall");
@@ -162,10 +162,7 @@ Test(scheduler_faults, sigkill_mid_dispatch_loses_none_makes_none_twice)
 	sw_wait_int(&w, 10, 20000,
 	            "SELECT count(*) FROM touches WHERE lease_until IS NOT "
 	            "NULL AND state = 'scheduled'");
-	pond_test_kill(w.sched[0], SIGKILL);
-	cr_assert_eq(pond_test_wait_exit(w.sched[0], 10000, NULL), 0);
-	pond_test_stop(w.sched[0]);
-	w.sched[0] = NULL;
+	sw_kill_scheduler(&w, 0);
 	/* More events while it is down. */
 	send_interactions(&w, "m", 5);
 	sw_scheduler_start(&w, 0);
@@ -179,11 +176,6 @@ Test(scheduler_faults, sigkill_mid_dispatch_loses_none_makes_none_twice)
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
 	                            "state = 'scheduled'"),
 	             15);
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
-	                            "state = 'sent'"),
-	             15);
-	ledger_lines(&w, &lines, &distinct);
-	cr_assert_eq(distinct, 15);
-	cr_assert_eq(lines, 15);
+	assert_sent_once(&w, 15);
 	sw_stop(&w);
 }

@@ -49,10 +49,11 @@ Test(scheduler_fission, third_invitee_earns_one_reward)
 	sw_send(&w, "{\"event_id\": \"s1\", \"customer_key\": \"ivy\", "
 	            "\"occurred_at\": \"2026-01-05T02:00:00Z\", "
 	            "\"invite_shared\": {\"campaign_id\": \"invite3\"}}");
-	sw_send(&w, ADDED("x1", "xa", "ivy") "," ADDED("x2", "xb", "ivy") ","
-	                                         ADDED("x2b", "xb", "ivy") ","
-	                                         ADDED("j1", "ya", "jon") ","
-	                                         ADDED("j2", "yb", "jon"));
+	sw_send(&w,
+	        ADDED("x1", "xa", "ivy") "," ADDED("x2", "xb", "ivy") "," ADDED(
+	                "x2b", "xb",
+	                "ivy") "," ADDED("j1", "ya",
+	                                 "jon") "," ADDED("j2", "yb", "jon"));
 	sw_settle(&w);
 	/* ivy has 2 distinct invitees (xb twice counts once); jon 2. */
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM fission_invitees "

@@ -39,10 +39,11 @@ Test(scheduler_quota, exactly_n_touches_with_two_replicas)
 	}
 	cr_assert_gt(sw_metric(&w, 0, label), 0);
 	cr_assert_gt(sw_metric(&w, 1, label), 0);
-	free(sw_campaign(&w, "{\"id\": \"festival\", \"name\": \"festival "
-	                     "offer\", \"channel\": \"coupon\", \"template\": "
-	                     "\"t\", \"trigger\": {\"event\": \"interaction\"}, "
-	                     "\"quota\": 5}"));
+	free(sw_campaign(&w,
+	                 "{\"id\": \"festival\", \"name\": \"festival "
+	                 "offer\", \"channel\": \"coupon\", \"template\": "
+	                 "\"t\", \"trigger\": {\"event\": \"interaction\"}, "
+	                 "\"quota\": 5}"));
 	/* 60 customers over the 8 partitions, so both replicas select. */
 	for (int i = 0; i < 60; i++) {
 		char ev[200];
@@ -102,8 +103,8 @@ holdout_draw(const char *campaign, const char *key, int pct)
 
 Test(scheduler_quota, holdout_share_stable_across_restart, .timeout = 240)
 {
-	static const char *const env[] = {"POND_FREQ_CAP=",
-	                                  "POND_SCHEDULER_BATCH=250", NULL};
+	static const char *const env[] = {
+	        "POND_FREQ_CAP=", "POND_SCHEDULER_BATCH=250", NULL};
 	sw_world w;
 	int expected = 0;
 
@@ -134,10 +135,7 @@ Test(scheduler_quota, holdout_share_stable_across_restart, .timeout = 240)
 	sw_wait_int(&w, 1, 60000,
 	            "SELECT (count(*) >= 1000)::int FROM touches WHERE "
 	            "campaign_id = 'spring'");
-	pond_test_kill(w.sched[0], SIGKILL);
-	cr_assert_eq(pond_test_wait_exit(w.sched[0], 10000, NULL), 0);
-	pond_test_stop(w.sched[0]);
-	w.sched[0] = NULL;
+	sw_kill_scheduler(&w, 0);
 	long long before = sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                                  "campaign_id = 'spring'");
 	cr_assert_lt(before, 10000);
@@ -175,15 +173,17 @@ Test(scheduler_quota, holdout_share_stable_across_restart, .timeout = 240)
 	                        "drawn) d"),
 	             0);
 	/* One touch_changes record per customer: none selected twice. */
-	long long changes = sw_sql_int(&w,
-	                               "SELECT count(DISTINCT touch_id) FROM "
-	                               "touch_changes WHERE campaign_id = "
-	                               "'spring' AND state IN ('held_out', "
-	                               "'scheduled', 'deferred')");
-	long long all = sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
-	                               "campaign_id = 'spring' AND state IN "
-	                               "('held_out', 'scheduled', 'deferred')");
-	cr_assert_eq(changes, 10000, "%lld distinct, %lld in all", changes, all);
+	long long changes =
+	        sw_sql_int(&w, "SELECT count(DISTINCT touch_id) FROM "
+	                       "touch_changes WHERE campaign_id = "
+	                       "'spring' AND state IN ('held_out', "
+	                       "'scheduled', 'deferred')");
+	long long all =
+	        sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
+	                       "campaign_id = 'spring' AND state IN "
+	                       "('held_out', 'scheduled', 'deferred')");
+	cr_assert_eq(changes, 10000, "%lld distinct, %lld in all", changes,
+	             all);
 	cr_assert_eq(all, 10000);
 	sw_stop(&w);
 }

@@ -14,11 +14,6 @@
 
 #include "test_scheduler.h"
 
-#define INTERACTION(id, key, at)                                              \
-	"{\"event_id\": \"" id "\", \"customer_key\": \"" key                 \
-	"\", \"occurred_at\": \"" at "\", \"interaction\": {\"kind\": "       \
-	"\"message\"}}"
-
 /* touch_state counts key's touches of campaign id in state (and reason). */
 static long long
 touches(sw_world *w, const char *id, const char *key, const char *state,
@@ -59,17 +54,10 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	            "\"occurred_at\": \"2026-01-05T03:01:00Z\", \"opt_in\": "
 	            "{\"channel\": \"all\"}}");
 	sw_clock(&w, "2026-01-05T04:00:00Z");
-	sw_send(&w,
-	        INTERACTION("i1", "a", "2026-01-05T04:00:00Z") "," INTERACTION(
-	                "i2", "b",
-	                "2026-01-05T04:00:00Z") "," INTERACTION("i3", "c",
-	                                                        "2026-01-"
-	                                                        "05T04:00:"
-	                                                        "00Z") "," INTERACTION("i4",
-	                                                                               "d",
-	                                                                               "2026-01-"
-	                                                                               "05T04:00:"
-	                                                                               "00Z"));
+	sw_interaction(&w, "a", "2026-01-05T04:00:00Z");
+	sw_interaction(&w, "b", "2026-01-05T04:00:00Z");
+	sw_interaction(&w, "c", "2026-01-05T04:00:00Z");
+	sw_interaction(&w, "d", "2026-01-05T04:00:00Z");
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, id, "a", "suppressed", "opt_out"), 1);
 	cr_assert_eq(touches(&w, id, "b", "suppressed", "opt_out"), 1);
@@ -112,17 +100,10 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	 * 09:00 the same day (01:00Z); s at 12:00 local is not deferred;
 	 * t at 20:59 local is not deferred either. */
 	sw_clock(&w, "2026-01-06T13:00:00Z");
-	sw_send(&w,
-	        INTERACTION("q1", "q", "2026-01-06T13:00:00Z") "," INTERACTION(
-	                "r1", "r",
-	                "2026-01-06T00:59:00Z") "," INTERACTION("s1", "s",
-	                                                        "2026-01-"
-	                                                        "06T04:00:"
-	                                                        "00Z") "," INTERACTION("t1",
-	                                                                               "t",
-	                                                                               "2026-01-"
-	                                                                               "06T12:59:"
-	                                                                               "00Z"));
+	sw_interaction(&w, "q", "2026-01-06T13:00:00Z");
+	sw_interaction(&w, "r", "2026-01-06T00:59:00Z");
+	sw_interaction(&w, "s", "2026-01-06T04:00:00Z");
+	sw_interaction(&w, "t", "2026-01-06T12:59:00Z");
 	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w,
 	                        "SELECT count(*) FROM touches WHERE "
@@ -161,7 +142,7 @@ Test(scheduler_rules, frequency_cap_across_three_campaigns)
 {
 	sw_world w;
 	const char *names[] = {"a", "b", "c"};
-	char body[300], events[4096] = "";
+	char body[300];
 
 	sw_start(&w, "sched-cap", NULL);
 	for (int i = 0; i < 3; i++) {
@@ -178,18 +159,13 @@ Test(scheduler_rules, frequency_cap_across_three_campaigns)
 	 * capped by the day); Thu..Sun get none (the week has 3); the next
 	 * Monday starts a new week: one. Touched 4, capped 8 x 3 - 4 = 20.
 	 * m interacts once on Thursday: its own ledger, touched. */
-	for (int d = 5; d <= 12; d++) {
-		char ev[300];
-		snprintf(ev, sizeof(ev),
-		         "%s{\"event_id\": \"k%d\", \"customer_key\": \"k\", "
-		         "\"occurred_at\": \"2026-01-%02dT04:00:00Z\", "
-		         "\"interaction\": {\"kind\": \"message\"}}",
-		         d == 5 ? "" : ",", d, d);
-		strcat(events, ev);
-	}
-	strcat(events, "," INTERACTION("m8", "m", "2026-01-08T04:00:00Z"));
 	sw_clock(&w, "2026-01-12T05:00:00Z");
-	sw_send(&w, "%s", events);
+	for (int d = 5; d <= 12; d++) {
+		char at[32];
+		snprintf(at, sizeof(at), "2026-01-%02dT04:00:00Z", d);
+		sw_interaction(&w, "k", at);
+	}
+	sw_interaction(&w, "m", "2026-01-08T04:00:00Z");
 	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                            "customer_key = 'k'"),
@@ -241,15 +217,10 @@ Test(scheduler_rules, campaign_window_is_half_open)
 	/* w1 before the start, w2 at it (in), w3 a second before the end
 	 * (in), w4 at the end (out): two in, two suppressed by the window. */
 	sw_clock(&w, "2026-01-08T06:00:00Z");
-	sw_send(&w,
-	        INTERACTION("w1", "w1", "2026-01-05T23:59:59Z") "," INTERACTION(
-	                "w2", "w2",
-	                "2026-01-06T00:00:00Z") "," INTERACTION("w3", "w3",
-	                                                        "2026-01-"
-	                                                        "07T23:59:"
-	                                                        "59Z") "," INTERACTION("w4",
-	                                                                               "w4",
-	                                                                               "2026-01-08T00:00:00Z"));
+	sw_interaction(&w, "w1", "2026-01-05T23:59:59Z");
+	sw_interaction(&w, "w2", "2026-01-06T00:00:00Z");
+	sw_interaction(&w, "w3", "2026-01-07T23:59:59Z");
+	sw_interaction(&w, "w4", "2026-01-08T00:00:00Z");
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, id, "w1", "suppressed", "window"), 1);
 	cr_assert_eq(touches(&w, id, "w4", "suppressed", "window"), 1);
@@ -323,13 +294,13 @@ Test(scheduler_rules, api_auth_validation_pause_and_resume)
 	                 "paused");
 	json_decref(reply);
 	sw_clock(&w, "2026-01-05T04:00:00Z");
-	sw_send(&w, INTERACTION("p1", "p1", "2026-01-05T04:00:00Z"));
+	sw_interaction(&w, "p1", "2026-01-05T04:00:00Z");
 	sw_settle(&w);
 	cr_assert_eq(touches(&w, "promo", "p1", "suppressed", "paused"), 1);
 	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns/promo/resume",
 	                     SW_ADMIN_TOKEN, "", NULL),
 	             200);
-	sw_send(&w, INTERACTION("p2", "p2", "2026-01-05T04:00:00Z"));
+	sw_interaction(&w, "p2", "2026-01-05T04:00:00Z");
 	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                            "customer_key = 'p2' AND reason = ''"),

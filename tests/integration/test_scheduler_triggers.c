@@ -47,8 +47,8 @@ tagging_start(sw_world *w)
 	                     "POND_TAGGING_SWEEP_MS=50",
 	                     "POND_TZ=Asia/Shanghai",
 	                     NULL};
-	pond_test_proc *p = pond_test_spawn("pond-tagging", env,
-	                                    "sched-triggers-tagging");
+	pond_test_proc *p =
+	        pond_test_spawn("pond-tagging", env, "sched-triggers-tagging");
 	pond_test_wait_ready(p, port, "/healthz", 30000);
 	return (p);
 }
@@ -56,11 +56,12 @@ tagging_start(sw_world *w)
 static void
 wait_tags_applied(sw_world *w)
 {
-	sw_wait_int(w, 0, 30000,
-	            "SELECT (SELECT coalesce(sum(head), 0) FROM stream_heads "
-	            "WHERE stream = 'tag_changes') - (SELECT coalesce(sum(seq), "
-	            "0) FROM consumer_cursors WHERE consumer = 'scheduler' AND "
-	            "stream = 'tag_changes')");
+	sw_wait_int(
+	        w, 0, 30000,
+	        "SELECT (SELECT coalesce(sum(head), 0) FROM stream_heads "
+	        "WHERE stream = 'tag_changes') - (SELECT coalesce(sum(seq), "
+	        "0) FROM consumer_cursors WHERE consumer = 'scheduler' AND "
+	        "stream = 'tag_changes')");
 }
 
 Test(scheduler_triggers, tag_added_removed_and_audience)
@@ -75,13 +76,15 @@ Test(scheduler_triggers, tag_added_removed_and_audience)
 	                   "\"value\": 2}'); UPDATE pond_settings SET value = "
 	                   "(value::bigint + 1)::text WHERE key = "
 	                   "'tag_rules_version'");
-	free(sw_campaign(&w, "{\"id\": \"vip-hello\", \"name\": \"vip "
-	                     "hello\", \"channel\": \"wecom_message\", "
-	                     "\"template\": \"t\", \"trigger\": {\"tag_added\": "
-	                     "\"vip\"}}"));
-	free(sw_campaign(&w, "{\"id\": \"vip-bye\", \"name\": \"vip bye\", "
-	                     "\"channel\": \"wecom_message\", \"template\": "
-	                     "\"t\", \"trigger\": {\"tag_removed\": \"vip\"}}"));
+	free(sw_campaign(&w,
+	                 "{\"id\": \"vip-hello\", \"name\": \"vip "
+	                 "hello\", \"channel\": \"wecom_message\", "
+	                 "\"template\": \"t\", \"trigger\": {\"tag_added\": "
+	                 "\"vip\"}}"));
+	free(sw_campaign(&w,
+	                 "{\"id\": \"vip-bye\", \"name\": \"vip bye\", "
+	                 "\"channel\": \"wecom_message\", \"template\": "
+	                 "\"t\", \"trigger\": {\"tag_removed\": \"vip\"}}"));
 	sw_clock(&w, "2026-01-05T04:00:00Z");
 	sw_send(&w, ORDER("o1", "ann") "," ORDER("o2", "ann") "," ORDER(
 	                    "o3", "bob"));
@@ -110,9 +113,10 @@ Test(scheduler_triggers, tag_added_removed_and_audience)
 	sw_wait_int(&w, 1, 30000,
 	            "SELECT at_done::int FROM campaigns WHERE id = "
 	            "'vip-offer'");
-	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
-	                            "campaign_id = 'vip-offer' AND customer_key "
-	                            "= 'ann'"),
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "campaign_id = 'vip-offer' AND customer_key "
+	                        "= 'ann'"),
 	             1);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                            "campaign_id = 'vip-offer'"),

@@ -199,25 +199,33 @@ sw_campaign(sw_world *w, const char *json)
 void
 sw_send(sw_world *w, const char *fmt, ...)
 {
-	char *events, *body;
+	char *events;
 	va_list ap;
-	int status;
 
 	va_start(ap, fmt);
 	cr_assert(vasprintf(&events, fmt, ap) >= 0);
 	va_end(ap);
-	cr_assert(asprintf(&body, "{\"events\": [%s]}", events) >= 0);
-	json_t *answer = ic_http_events(&w->ingest, body, &status);
-	cr_assert_eq(status, 200, "%s", body);
-	json_t *results = json_object_get(answer, "results");
-	for (size_t i = 0; i < json_array_size(results); i++) {
-		ic_result r = ic_json_result(answer, i);
-		cr_assert_str_eq(r.status, "accepted", "%s: %s %s", r.event_id,
-		                 r.status, r.code);
-	}
-	json_decref(answer);
+	ic_send_accepted(&w->ingest, events);
 	free(events);
-	free(body);
+}
+
+void
+sw_interaction(sw_world *w, const char *key, const char *at)
+{
+	sw_send(w,
+	        "{\"event_id\": \"%s@%s\", \"customer_key\": \"%s\", "
+	        "\"occurred_at\": \"%s\", \"interaction\": {\"kind\": "
+	        "\"message\"}}",
+	        key, at, key, at);
+}
+
+void
+sw_kill_scheduler(sw_world *w, int i)
+{
+	pond_test_kill(w->sched[i], SIGKILL);
+	cr_assert_eq(pond_test_wait_exit(w->sched[i], 10000, NULL), 0);
+	pond_test_stop(w->sched[i]);
+	w->sched[i] = NULL;
 }
 
 long long

@@ -493,3 +493,22 @@ ic_ack_result(const Pond__IngestAck *ack, size_t i)
 	out.code = ack->results[i]->code;
 	return (out);
 }
+
+void
+ic_send_accepted(const ic_service *svc, const char *events)
+{
+	char *body;
+	int status;
+
+	cr_assert(asprintf(&body, "{\"events\": [%s]}", events) >= 0);
+	json_t *answer = ic_http_events(svc, body, &status);
+	cr_assert_eq(status, 200, "%s", body);
+	json_t *results = json_object_get(answer, "results");
+	for (size_t i = 0; i < json_array_size(results); i++) {
+		ic_result r = ic_json_result(answer, i);
+		cr_assert_str_eq(r.status, "accepted", "%s: %s %s", r.event_id,
+		                 r.status, r.code);
+	}
+	json_decref(answer);
+	free(body);
+}
