@@ -7,6 +7,8 @@
  *   ledger of taken ids has each once) and sent exactly once;
  * - the gateway acks every id twice, and re-acks the previous batch:
  *   still one sent per touch;
+ * - the gateway crashes on a batch before acking it and comes back: the
+ *   batch is resent and each touch taken once;
  * - the scheduler is SIGKILLed while its batch waits on a stalled
  *   gateway; after a restart and the lease running out every touch is
  *   sent, none is lost, none made twice.
@@ -177,5 +179,40 @@ Test(scheduler_faults, sigkill_mid_dispatch_loses_none_makes_none_twice)
 	                            "state = 'scheduled'"),
 	             15);
 	assert_sent_once(&w, 15);
+	sw_stop(&w);
+}
+
+Test(scheduler_faults, gateway_crash_and_restart_dedupes_by_ledger)
+{
+	static const char *const env[] = {"POND_TOUCH_RESEND_S=1", NULL};
+	static const char *const crashy[] = {"POND_GATEWAY_CRASH_AFTER=3",
+	                                     NULL};
+	sw_world w;
+	int status = 0;
+
+	sw_start(&w, "sched-gwcrash", env);
+	sw_gateway_start(&w, crashy);
+	campaign(&w);
+	sw_clock(&w, "2026-01-05T04:00:00Z");
+	send_interactions(&w, "a", 3);
+	sw_wait_int(&w, 3, 20000,
+	            "SELECT count(*) FROM touches WHERE sent_at IS NOT NULL");
+	/* The next batch finds 3 taken already: the gateway dies on it
+	 * before acking. */
+	send_interactions(&w, "b", 3);
+	cr_assert_eq(pond_test_wait_exit(w.gw, 20000, &status), 0);
+	cr_assert_eq(status, 70);
+	pond_test_stop(w.gw);
+	w.gw = NULL;
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
+	                            "sent_at IS NOT NULL"),
+	             3);
+	/* Back without the fault (its ledger reloaded): the three unacked
+	 * touches are resent and taken once each. */
+	sw_gateway_start(&w, NULL);
+	sw_wait_int(&w, 6, 20000,
+	            "SELECT count(*) FROM touches WHERE sent_at IS NOT NULL");
+	sw_settle(&w);
+	assert_sent_once(&w, 6);
 	sw_stop(&w);
 }
