@@ -98,13 +98,15 @@ tick_oneshot(tick_job *j, PGconn *conn, pond_time now)
 	}
 	const char *p1[] = {
 	        pond_time_format_rfc3339(now, nowbuf, sizeof(nowbuf))};
-	if ((rv = pond_pq_query(conn, &res,
-	                        "SELECT id, at_cursor_part, at_cursor_key "
-	                        "FROM campaigns WHERE trigger_kind = 'at' AND "
-	                        "NOT at_done AND NOT paused AND "
-	                        "trigger_value::timestamptz <= $1 ORDER BY id "
-	                        "LIMIT 1 FOR UPDATE SKIP LOCKED",
-	                        1, p1)) != 0) {
+	if ((rv = pond_pq_query(
+	             conn, &res,
+	             "SELECT id, at_cursor_part, at_cursor_key "
+	             "FROM campaigns WHERE trigger_kind = 'at' AND "
+	             "NOT at_done AND NOT paused AND "
+	             "(CASE WHEN trigger_kind = 'at' THEN "
+	             "trigger_value::timestamptz END) <= $1 ORDER BY id "
+	             "LIMIT 1 FOR UPDATE SKIP LOCKED",
+	             1, p1)) != 0) {
 		goto fail;
 	}
 	if (PQntuples(res) == 0) {
