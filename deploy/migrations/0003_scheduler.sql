@@ -29,11 +29,17 @@ CREATE TABLE campaigns (
 -- The facts the touch rules read, kept from the events stream in the
 -- consumer's transaction (never read from another service's tables, so
 -- the outcome does not depend on which service ran first).
+-- consent: {"sms": {"out": true, "at": <usec>}, "all": ...}; per channel the
+-- latest opt_out / opt_in by occurred_at wins (as in customer_profiles), and
+-- opted_out lists the channels out. removed follows the latest
+-- contact_added / contact_removed by occurred_at (contact_changed_at).
 CREATE TABLE sched_customers (
-    partition     int     NOT NULL,
-    customer_key  text    NOT NULL,
-    opted_out     text[]  NOT NULL DEFAULT '{}',
-    removed       boolean NOT NULL DEFAULT false,
+    partition          int         NOT NULL,
+    customer_key       text        NOT NULL,
+    consent            jsonb       NOT NULL DEFAULT '{}',
+    opted_out          text[]      NOT NULL DEFAULT '{}',
+    removed            boolean     NOT NULL DEFAULT false,
+    contact_changed_at timestamptz,
     PRIMARY KEY (partition, customer_key)
 );
 

@@ -120,36 +120,36 @@ tags_committed(uint32_t partition, void *arg)
 /* --- facts ---------------------------------------------------------------
  */
 
-/* apply_fact keeps the consent and contact facts the rules read. */
+/* apply_fact keeps the consent and contact facts the rules read; the
+ * latest by occurred_at wins (ties: the later in the stream), so a late
+ * event with an earlier time does not undo a newer one. */
 static int
-apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev)
+apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
+           pond_time occurred)
 {
-	const char *channel = NULL, *set;
-	char part[16], *q;
+	const char *channel = NULL, *out = "t", *sql;
+	char part[16], at[24];
 	int rv;
 
 	switch (ev->body_case) {
 	case POND__EVENT__BODY_OPT_OUT:
 		channel = ev->opt_out->channel;
-		set = "opted_out = (SELECT array_agg(DISTINCT c ORDER BY c) "
-		      "FROM unnest(opted_out || $3::text) c)";
 		break;
 	case POND__EVENT__BODY_OPT_IN:
 		channel = ev->opt_in->channel;
-		set = "opted_out = CASE WHEN $3::text = 'all' THEN '{}' ELSE "
-		      "array_remove(opted_out, $3::text) END";
+		out = "f";
 		break;
 	case POND__EVENT__BODY_CONTACT_REMOVED:
-		set = "removed = true";
 		break;
 	case POND__EVENT__BODY_CONTACT_ADDED:
-		set = "removed = false";
+		out = "f";
 		break;
 	default:
 		return (POND_OK);
 	}
 	snprintf(part, sizeof(part), "%" PRIu32, partition);
-	const char *params[] = {part, ev->customer_key, channel};
+	snprintf(at, sizeof(at), "%" PRId64, occurred);
+	const char *params[] = {part, ev->customer_key, at, out, channel};
 	if ((rv = pond_pq_query(a->conn, NULL,
 	                        "INSERT INTO sched_customers (partition, "
 	                        "customer_key) VALUES ($1, $2) ON CONFLICT "
@@ -157,15 +157,28 @@ apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev)
 	                        2, params)) != 0) {
 		return (rv);
 	}
-	if (asprintf(&q,
-	             "UPDATE sched_customers SET %s WHERE partition = $1 AND "
-	             "customer_key = $2",
-	             set) < 0) {
-		return (POND_ENOMEM);
+	if (channel != NULL) {
+		sql = "UPDATE sched_customers s SET consent = c.v, opted_out "
+		      "= "
+		      "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM "
+		      "jsonb_each(c.v) e(k, x) WHERE (x->>'out')::boolean) "
+		      "FROM (SELECT CASE WHEN coalesce((consent->$5->>'at')::"
+		      "bigint, -1) <= $3::bigint THEN jsonb_set(consent, "
+		      "ARRAY[$5::text], jsonb_build_object('out', "
+		      "$4::boolean, "
+		      "'at', $3::bigint)) ELSE consent END AS v FROM "
+		      "sched_customers WHERE partition = $1 AND customer_key "
+		      "= "
+		      "$2) c WHERE s.partition = $1 AND s.customer_key = $2";
+	} else {
+		sql = "UPDATE sched_customers SET removed = $4::boolean, "
+		      "contact_changed_at = to_timestamp($3::bigint / "
+		      "1000000.0) WHERE partition = $1 AND customer_key = $2 "
+		      "AND (contact_changed_at IS NULL OR contact_changed_at "
+		      "<= to_timestamp($3::bigint / 1000000.0))";
 	}
-	rv = pond_pq_query(a->conn, NULL, q, channel != NULL ? 3 : 2, params);
-	free(q);
-	return (rv);
+	return (pond_pq_query(a->conn, NULL, sql, channel != NULL ? 5 : 4,
+	                      params));
 }
 
 /* apply_fission counts a referral invitee for the inviter in every
@@ -396,7 +409,7 @@ apply_event(apply_ctx *a, const pond_record *rec)
 		return (POND_OK);
 	}
 	pond_time occurred = ts_time(ev->occurred_at);
-	if ((rv = apply_fact(a, rec->partition, ev)) != 0) {
+	if ((rv = apply_fact(a, rec->partition, ev, occurred)) != 0) {
 		return (rv);
 	}
 	switch (ev->body_case) {

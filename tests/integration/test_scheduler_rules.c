@@ -26,7 +26,7 @@ touches(sw_world *w, const char *id, const char *key, const char *state,
 	                   id, key, state, reason != NULL ? reason : "%"));
 }
 
-Test(scheduler_rules, opt_out_per_channel_and_all)
+Test(scheduler_rules, opt_out_per_channel_and_all_and_removed_contact)
 {
 	sw_world w;
 
@@ -37,7 +37,10 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	            "\"template\": \"t1\", \"trigger\": {\"event\": "
 	            "\"interaction\"}}");
 	/* a: out of wecom_message; b: out of all; c: out of sms only (another
-	 * channel); d: out, then back in. All events at 12:00 local. */
+	 * channel); d: out, then back in; e: out, then an opt_in that arrives
+	 * later but happened earlier (the latest by occurred_at wins: still
+	 * out); f removed the contact (suppressed: removed). The
+	 * interactions are at 12:00 local. */
 	sw_send(&w, "{\"event_id\": \"o1\", \"customer_key\": \"a\", "
 	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
 	            "{\"channel\": \"wecom_message\"}},"
@@ -52,15 +55,28 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	            "{\"channel\": \"all\"}},"
 	            "{\"event_id\": \"o5\", \"customer_key\": \"d\", "
 	            "\"occurred_at\": \"2026-01-05T03:01:00Z\", \"opt_in\": "
-	            "{\"channel\": \"all\"}}");
+	            "{\"channel\": \"all\"}},"
+	            "{\"event_id\": \"o6\", \"customer_key\": \"e\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", \"opt_out\": "
+	            "{\"channel\": \"all\"}},"
+	            "{\"event_id\": \"o7\", \"customer_key\": \"e\", "
+	            "\"occurred_at\": \"2026-01-05T02:00:00Z\", \"opt_in\": "
+	            "{\"channel\": \"all\"}},"
+	            "{\"event_id\": \"r1\", \"customer_key\": \"f\", "
+	            "\"occurred_at\": \"2026-01-05T03:00:00Z\", "
+	            "\"contact_removed\": {\"by\": \"customer\"}}");
 	sw_clock(&w, "2026-01-05T04:00:00Z");
 	sw_interaction(&w, "a", "2026-01-05T04:00:00Z");
 	sw_interaction(&w, "b", "2026-01-05T04:00:00Z");
 	sw_interaction(&w, "c", "2026-01-05T04:00:00Z");
 	sw_interaction(&w, "d", "2026-01-05T04:00:00Z");
+	sw_interaction(&w, "e", "2026-01-05T04:00:00Z");
+	sw_interaction(&w, "f", "2026-01-05T04:00:00Z");
 	sw_settle(&w);
+	cr_assert_eq(touches(&w, id, "f", "suppressed", "removed"), 1);
 	cr_assert_eq(touches(&w, id, "a", "suppressed", "opt_out"), 1);
 	cr_assert_eq(touches(&w, id, "b", "suppressed", "opt_out"), 1);
+	cr_assert_eq(touches(&w, id, "e", "suppressed", "opt_out"), 1);
 	/* c and d are touched: sent, then the gateway's receipts arrive. */
 	sw_wait_int(&w, 2, 20000,
 	            "SELECT count(DISTINCT touch_id) FROM touch_changes WHERE "
@@ -71,16 +87,16 @@ Test(scheduler_rules, opt_out_per_channel_and_all)
 	                        "SELECT count(*) FROM touches WHERE "
 	                        "campaign_id = '%s'",
 	                        id),
-	             4);
+	             6);
 	/* Every suppression is on the touches stream with its reason. */
 	cr_assert_eq(sw_sql_int(&w,
 	                        "SELECT count(*) FROM touch_changes WHERE "
 	                        "state = 'suppressed' AND reason = 'opt_out'"),
-	             2);
+	             3);
 	cr_assert_eq(sw_metric(&w, 0,
 	                       "pond_scheduler_suppressed_total{reason="
 	                       "\"opt_out\"}"),
-	             2);
+	             3);
 	free(id);
 	sw_stop(&w);
 }
