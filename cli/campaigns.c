@@ -40,14 +40,16 @@ campaigns_create(pond_cli *cli, int argc, char **argv)
 	PGconn *conn;
 	int rv;
 
-	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, &file, 1, 1)) != 0) {
+	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, &file, 1, 1)) !=
+	    0) {
 		return (rv);
 	}
 	spec = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr)
 	                              : json_load_file(file, 0, &jerr);
 	if (spec == NULL) {
 		return (pond_cli_fail("%s: not JSON: line %d, column %d: %s",
-		                      file, jerr.line, jerr.column, jerr.text));
+		                      file, jerr.line, jerr.column,
+		                      jerr.text));
 	}
 	if ((rv = pond_cli_connect(cli, &conn)) != 0) {
 		json_decref(spec);
@@ -67,7 +69,7 @@ campaigns_create(pond_cli *cli, int argc, char **argv)
 static int
 campaigns_list(pond_cli *cli, int argc, char **argv)
 {
-	static const char *const cols[] = {"ID",    "NAME", "TRIGGER",
+	static const char *const cols[] = {"ID",     "NAME", "TRIGGER",
 	                                   "STATUS", "USED", "QUOTA"};
 	PGresult *res;
 	PGconn *conn;
@@ -101,9 +103,9 @@ campaigns_one(pond_cli *cli, int argc, char **argv, int action)
 	    (rv = pond_cli_connect(cli, &conn)) != 0) {
 		return (rv);
 	}
-	rv = action == 0 ? scheduler_campaign_show(conn, id, &reply)
-	                 : scheduler_campaign_pause(conn, id, action == 1,
-	                                            &reply);
+	rv = action == 0
+	             ? scheduler_campaign_show(conn, id, &reply)
+	             : scheduler_campaign_pause(conn, id, action == 1, &reply);
 	if (rv == POND_ENOENT) {
 		return (pond_cli_fail("no campaign '%s'", id));
 	}
@@ -138,8 +140,9 @@ static const pond_cli_command campaign_commands[] = {
         {"campaigns list", "", "list the campaigns", campaigns_list},
         {"campaigns show", "ID", "print a campaign with its touch counts",
          campaigns_show},
-        {"campaigns pause", "ID", "pause a campaign (its selections are "
-                                  "suppressed: paused)",
+        {"campaigns pause", "ID",
+         "pause a campaign (its selections are "
+         "suppressed: paused)",
          campaigns_pause},
         {"campaigns resume", "ID", "resume a paused campaign",
          campaigns_resume},

@@ -231,8 +231,9 @@ typedef struct scheduler_config {
 /* The states and suppression reasons counted in /metrics. */
 #define SCHEDULER_STATES                                                      \
 	X(held_out)                                                           \
-	X(suppressed) X(scheduled) X(deferred) X(sent) X(delivered) X(read)   \
-	        X(clicked) X(failed) X(reward)
+	X(suppressed)                                                         \
+	X(scheduled)                                                          \
+	X(deferred) X(sent) X(delivered) X(read) X(clicked) X(failed) X(reward)
 #define SCHEDULER_REASONS                                                     \
 	X(opt_out)                                                            \
 	X(frequency_cap) X(quota) X(window) X(removed) X(paused) X(audience)
