@@ -110,3 +110,7 @@ CREATE TABLE touch_changes (
     PRIMARY KEY (partition, seq)
 );
 CREATE INDEX touch_changes_touch ON touch_changes (customer_key, touch_id);
+
+-- The dispatcher sends each touch with its customer's aliases (the phone
+-- an SMS gateway needs): look them up by customer.
+CREATE INDEX customer_aliases_customer ON customer_aliases (customer_key);

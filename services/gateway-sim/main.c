@@ -434,6 +434,9 @@ take_batch(sim *g, pond_rep_req *req, const uint8_t *body, size_t len)
 				fflush(g->ledger);
 			}
 			pond_counter_inc(&g->touches);
+			pond_log_info("touch_taken",
+			              "touch_id=%s channel=%s aliases=%zu",
+			              t->touch_id, t->channel, t->n_aliases);
 			deliver(g, t);
 		} else {
 			continue; /* out of memory: not taken, not acked */

@@ -40,7 +40,8 @@ typedef struct due_touch {
 	char *campaign_id;
 	char *channel;
 	char *template;
-	char *params; /* JSON object text */
+	char *params;  /* JSON object text */
+	char *aliases; /* JSON array text of {kind, value} */
 } due_touch;
 
 /* tick_job is one tick's store work and its outcome. */
@@ -226,7 +227,10 @@ tick_due(tick_job *j, PGconn *conn, pond_time now)
 	             "t.touch_id) = (due.partition, due.customer_key, "
 	             "due.touch_id) RETURNING t.partition, t.customer_key, "
 	             "t.touch_id, t.campaign_id, t.channel, t.template, "
-	             "t.params::text",
+	             "t.params::text, (SELECT coalesce(json_agg(json_build_"
+	             "object('kind', a.kind, 'value', a.value) ORDER BY "
+	             "a.kind, a.value), '[]')::text FROM customer_aliases a "
+	             "WHERE a.customer_key = t.customer_key)",
 	             3, p)) != 0) {
 		goto fail;
 	}
@@ -252,7 +256,9 @@ tick_due(tick_job *j, PGconn *conn, pond_time now)
 		        pond_arena_strdup(&j->arena, PQgetvalue(res, r, 5));
 		d->params =
 		        pond_arena_strdup(&j->arena, PQgetvalue(res, r, 6));
-		if (d->params == NULL) {
+		d->aliases =
+		        pond_arena_strdup(&j->arena, PQgetvalue(res, r, 7));
+		if (d->params == NULL || d->aliases == NULL) {
 			rv = POND_ENOMEM;
 			goto fail;
 		}
@@ -497,6 +503,36 @@ call_reply(int rv, const uint8_t *reply, size_t len, void *arg)
 	}
 }
 
+/* batch_aliases gives t the customer's aliases (phone, openid, ...) from
+ * text, a JSON array of {kind, value}: what a gateway delivers to. */
+static void
+batch_aliases(pond_arena *a, Pond__Touch *t, const char *text)
+{
+	json_t *arr = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	size_t n = json_array_size(arr), k = 0;
+
+	t->aliases = n > 0 ? pond_arena_alloc(a, n * sizeof(void *)) : NULL;
+	for (size_t i = 0; t->aliases != NULL && i < n; i++) {
+		json_t *o = json_array_get(arr, i);
+		Pond__Alias *al = pond_arena_alloc(a, sizeof(*al));
+		const char *kind =
+		        json_string_value(json_object_get(o, "kind"));
+		const char *val =
+		        json_string_value(json_object_get(o, "value"));
+		if (al == NULL || kind == NULL || val == NULL) {
+			continue;
+		}
+		pond__alias__init(al);
+		al->kind = pond_arena_strdup(a, kind);
+		al->value = pond_arena_strdup(a, val);
+		if (al->kind != NULL && al->value != NULL) {
+			t->aliases[k++] = al;
+		}
+	}
+	t->n_aliases = k;
+	json_decref(arr);
+}
+
 /* batch_pack packs the touches of one channel as a TouchBatch. */
 static uint8_t *
 batch_pack(pond_arena *a, const due_touch *v, size_t n, size_t *len)
@@ -538,6 +574,7 @@ batch_pack(pond_arena *a, const due_touch *v, size_t n, size_t *len)
 		}
 		t[i].n_params = k;
 		json_decref(params);
+		batch_aliases(a, &t[i], v[i].aliases);
 		tp[i] = &t[i];
 	}
 	b.n_touches = n;
@@ -582,6 +619,8 @@ gateway_send(scheduler *s, tick_job *j)
 			c->template =
 			        pond_arena_strdup(&call->arena, d->template);
 			c->params = pond_arena_strdup(&call->arena, d->params);
+			c->aliases =
+			        pond_arena_strdup(&call->arena, d->aliases);
 			n++;
 		}
 		call->n = n;

@@ -8,7 +8,8 @@
  *   touch, and a fourth invitee changes nothing; another inviter with two
  *   invitees gets none;
  * - a conversion reward: an order within 72 h after a delivered touch
- *   grants the campaign's reward once; a second order does not.
+ *   grants the campaign's reward once; a second order does not, nor an
+ *   order 73 h after; the touch carries the customer's phone alias.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -103,11 +104,18 @@ Test(scheduler_fission, conversion_reward_once)
 	sw_clock(&w, "2026-01-05T04:00:00Z");
 	sw_send(&w, "{\"event_id\": \"a1\", \"customer_key\": \"ann\", "
 	            "\"occurred_at\": \"2026-01-05T04:00:00Z\", "
+	            "\"aliases\": [{\"kind\": \"phone\", \"value\": "
+	            "\"13800000000\"}], "
 	            "\"contact_added\": {\"channel\": \"cards\"}}");
 	/* Delivered at the clock's 04:00Z (the gateway's receipt time). */
 	sw_wait_int(&w, 1, 20000,
 	            "SELECT count(*) FROM touches WHERE customer_key = 'ann' "
 	            "AND delivered_at = '2026-01-05T04:00:00Z'");
+	/* The touch reached the gateway with the customer's phone. */
+	cr_assert(pond_test_log_wait("sched-reward-gateway-0",
+	                             "touch_id=welcome/", 10000));
+	cr_assert(pond_test_log_wait("sched-reward-gateway-0", "aliases=1",
+	                             10000));
 	/* An order 71 h later converts (72 h window): one reward of 500. */
 	sw_clock(&w, "2026-01-08T03:00:00Z");
 	sw_send(&w, "{\"event_id\": \"o1\", \"customer_key\": \"ann\", "
