@@ -46,6 +46,10 @@ static const pond_config_var scheduler_vars[] = {
                       1, 10000,
                       "records per consumer transaction, touches per "
                       "dispatch, customers per one-shot batch"),
+        POND_CONF_INT("POND_SCHEDULER_MAX_LAG", scheduler_config, max_lag,
+                      "100000", 0, INT64_MAX,
+                      "/healthz fails while a consumer is more records "
+                      "behind than this"),
 };
 
 int

@@ -156,9 +156,19 @@ bool
 scheduler_healthy(pond_service *svc, char *why, size_t len)
 {
 	scheduler *s = svc->ctx;
+	int64_t lag;
 
 	if (s->events == NULL || s->tags == NULL) {
 		snprintf(why, len, "the consumers are not running");
+		return (false);
+	}
+	lag = pond_consumer_lag(s->events) + pond_consumer_lag(s->tags);
+	if (lag > s->conf.max_lag) {
+		snprintf(why, len,
+		         "%" PRId64
+		         " records behind (POND_SCHEDULER_MAX_LAG %" PRId64
+		         ")",
+		         lag, s->conf.max_lag);
 		return (false);
 	}
 	return (true);

@@ -226,6 +226,7 @@ typedef struct scheduler_config {
 	int64_t resend_s;      /* POND_TOUCH_RESEND_S */
 	int64_t tick_ms;       /* POND_SCHEDULER_TICK_MS */
 	int64_t batch;         /* POND_SCHEDULER_BATCH */
+	int64_t max_lag;       /* POND_SCHEDULER_MAX_LAG */
 } scheduler_config;
 
 /* The states and suppression reasons counted in /metrics. */
