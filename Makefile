@@ -124,11 +124,12 @@ $(O)/bin/pond-reporting: $(DASH_GEN_OBJ)
 $(O)/bin/pond-dashboard-serve: $(DASH_OBJ) $(DASH_GEN_OBJ)
 SERVICE_LIBOBJ := $(sort $(SERVICE_LIBOBJ) $(DASH_OBJ)) $(DASH_GEN_OBJ)
 
-# The CLI checks tag rules with the tagging service's condition parser, and
-# prints reports with the reporting service's own report code (not the page).
-CLI_SVC_OBJ := $(O)/obj/services/tagging/cond.o \
+# The CLI checks tag rules with common/cond.c (in libpond), campaigns with
+# the scheduler's own spec code (so both refuse what the APIs refuse), and
+# prints reports with the reporting service's report code (not the page).
+CLI_SVC_OBJ := $(O)/obj/services/scheduler/campaign.o \
 	$(filter-out $(DASH_OBJ),$(reporting_LIBOBJ))
-$(O)/obj/cli/%.o: CFLAGS += -Iservices/tagging -Iservices/reporting
+$(O)/obj/cli/%.o: CFLAGS += -Iservices/scheduler -Iservices/reporting
 $(O)/bin/pond: $(CLI_OBJ) $(CLI_SVC_OBJ) $(LIBPOND)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -2,7 +2,7 @@
  * rules.c - `pond rules list|put|rm`: the tag rules of the tagging service.
  *
  * The same table and the same rules as the HTTP API on port 8401 (API.md
- * section 5): a condition is checked with the tagging service's own parser
+ * section 5): a condition is checked with the shared parser (common/cond.c)
  * before it is stored (a malformed one is refused with its path and what
  * was expected), and every write bumps tag_rules_version in the same
  * transaction, which is what makes the running pond-tagging re-evaluate
@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cond.h"
 #include "db.h"
-#include "tagging.h"
 
 #define BUMP_SQL                                                              \
 	"UPDATE pond_settings SET value = (value::bigint + 1)::text WHERE "   \
@@ -80,8 +80,8 @@ rules_put(pond_cli *cli, int argc, char **argv)
 	char *pos[2] = {0};
 	const char *why;
 	json_error_t jerr;
-	tagging_cond_error cerr;
-	tagging_cond *cond = NULL;
+	pond_cond_error cerr;
+	pond_cond *cond = NULL;
 	PGconn *conn;
 	bool found;
 	int rv;
@@ -89,7 +89,7 @@ rules_put(pond_cli *cli, int argc, char **argv)
 	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, pos, 2, 2)) != 0) {
 		return (rv);
 	}
-	if (!tagging_tag_name_ok(pos[0], &why)) {
+	if (!pond_tag_name_ok(pos[0], &why)) {
 		return (pond_cli_usage(cli, "bad tag '%s': %s", pos[0], why));
 	}
 	json_t *j = json_loads(pos[1], 0, &jerr);
@@ -98,12 +98,12 @@ rules_put(pond_cli *cli, int argc, char **argv)
 		                      "%d: %s",
 		                      jerr.line, jerr.column, jerr.text));
 	}
-	if (tagging_cond_parse(j, &cond, &cerr) != 0) {
+	if (pond_cond_parse(j, &cond, &cerr) != 0) {
 		json_decref(j);
 		return (pond_cli_fail("bad condition at %s: %s", cerr.path,
 		                      cerr.message));
 	}
-	tagging_cond_free(cond);
+	pond_cond_free(cond);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	if (text == NULL) {

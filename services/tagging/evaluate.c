@@ -52,21 +52,20 @@ tagging_rules_load(PGconn *conn, tagging_rules *out)
 	for (int r = 0; out->rules != NULL && r < rows; r++) {
 		json_t *j = json_loads(PQgetvalue(res, r, 2), 0, NULL);
 		tagging_rule *rule = &out->rules[out->n];
-		tagging_cond_error err;
-		if (j == NULL ||
-		    tagging_cond_parse(j, &rule->cond, &err) != 0 ||
+		pond_cond_error err;
+		if (j == NULL || pond_cond_parse(j, &rule->cond, &err) != 0 ||
 		    (rule->tag = strdup(PQgetvalue(res, r, 1))) == NULL) {
 			/* Stored rules were checked when they were put; one
 			 * that no longer parses is skipped, loudly. */
 			pond_log_error("rule_unreadable", "tag=%s",
 			               PQgetvalue(res, r, 1));
-			tagging_cond_free(rule->cond);
+			pond_cond_free(rule->cond);
 			rule->cond = NULL;
 			json_decref(j);
 			continue;
 		}
 		json_decref(j);
-		out->uses_time |= tagging_cond_uses_time(rule->cond);
+		out->uses_time |= pond_cond_uses_time(rule->cond);
 		out->n++;
 	}
 	PQclear(res);
@@ -78,7 +77,7 @@ tagging_rules_free(tagging_rules *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->rules[i].tag);
-		tagging_cond_free(r->rules[i].cond);
+		pond_cond_free(r->rules[i].cond);
 	}
 	free(r->rules);
 	memset(r, 0, sizeof(*r));
@@ -123,9 +122,9 @@ tagging_changes_free(tagging_changes *ch)
 /* profile_facts fills what conditions see of p. */
 static void
 profile_facts(const tagging_profile *p, const char *const *tags, size_t ntags,
-              pond_time now, tagging_facts *f)
+              pond_time now, pond_facts *f)
 {
-	*f = (tagging_facts){
+	*f = (pond_facts){
 	        .channel = p->channel,
 	        .guide_id = p->guide_id,
 	        .store_id = p->store_id,
@@ -157,7 +156,7 @@ profile_due(const tagging_profile *p, const tagging_rules *rules,
 
 	if ((p->last_order_at != 0 && !repurchase_due) ||
 	    (rules->uses_time && ages)) {
-		return (tagging_next_local_midnight(now));
+		return (pond_next_local_midnight(now));
 	}
 	return (0);
 }
@@ -172,7 +171,7 @@ tagging_evaluate(tagging_profile *p, pond_arena *arena,
 	char **seen = pond_arena_alloc(arena, cap * sizeof(char *));
 	char **want = pond_arena_alloc(arena, cap * sizeof(char *));
 	char stage[48];
-	tagging_facts f;
+	pond_facts f;
 	bool due = false;
 	int rv;
 
@@ -186,7 +185,7 @@ tagging_evaluate(tagging_profile *p, pond_arena *arena,
 		return (POND_ENOMEM);
 	}
 	if (p->last_order_at != 0 && p->last_order_cycle_days > 0 &&
-	    tagging_days_since(p->last_order_at, now) >=
+	    pond_days_since(p->last_order_at, now) >=
 	            p->last_order_cycle_days) {
 		want[nwant++] = "repurchase_due";
 		due = true;
@@ -202,7 +201,7 @@ tagging_evaluate(tagging_profile *p, pond_arena *arena,
 	}
 	profile_facts(p, (const char *const *)seen, nseen, now, &f);
 	for (size_t i = 0; i < rules->n; i++) {
-		if (tagging_cond_eval(rules->rules[i].cond, &f)) {
+		if (pond_cond_eval(rules->rules[i].cond, &f)) {
 			want[nwant++] = rules->rules[i].tag;
 		}
 	}

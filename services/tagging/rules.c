@@ -220,8 +220,8 @@ rules_parse_body(rules_req *r)
 	size_t len;
 	const char *body = pond_http_body(r->req, &len);
 	json_error_t jerr;
-	tagging_cond_error cerr;
-	tagging_cond *cond = NULL;
+	pond_cond_error cerr;
+	pond_cond *cond = NULL;
 	json_t *j = json_loadb(body, len, 0, &jerr), *c;
 
 	if (j == NULL) {
@@ -240,13 +240,13 @@ rules_parse_body(rules_req *r)
 		                      "expected a body {\"condition\": ...}");
 		return (false);
 	}
-	if (tagging_cond_parse(c, &cond, &cerr) != 0) {
+	if (pond_cond_parse(c, &cond, &cerr) != 0) {
 		json_decref(j);
 		pond_http_reply_error(r->req, 400, "bad_condition",
 		                      "at %s: %s", cerr.path, cerr.message);
 		return (false);
 	}
-	tagging_cond_free(cond);
+	pond_cond_free(cond);
 	r->condition = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	if (r->condition == NULL) {
@@ -289,7 +289,7 @@ rules_on_http(pond_http_req *req, void *arg)
 		r->action = RULES_LIST;
 	} else {
 		const char *tag = path + strlen("/v1/tag-rules/");
-		if (!tagging_tag_name_ok(tag, &why) &&
+		if (!pond_tag_name_ok(tag, &why) &&
 		    strcmp(method, "PUT") == 0) {
 			pond_http_reply_error(req, 400, "bad_tag", "%s", why);
 			free(r);

@@ -7,7 +7,7 @@
  * section 5), and writes every tag that goes on or off to the tag_changes
  * stream in the transaction that changed it.
  *
- *   cond.c     the condition language: JSON -> tree, evaluation
+ *   (the condition language is common/cond.c, shared with the scheduler)
  *   profile.c  a profile in memory: load, apply an event, store
  *   evaluate.c which tags a profile should have; the tag changes written
  *   sweep.c    re-evaluation by time (due_at) and after rule changes
@@ -27,131 +27,11 @@
 #include "arena.h"
 #include "bus.h"
 #include "clock.h"
+#include "cond.h"
 #include "err.h"
 #include "metrics.h"
 #include "pond/event.pb-c.h"
 #include <uv.h>
-
-/* --- conditions (cond.c) ----------------------------------------------- */
-
-/* TAGGING_COND_MAX_DEPTH bounds nesting; TAGGING_COND_MAX_NODES the size. */
-#define TAGGING_COND_MAX_DEPTH 32
-#define TAGGING_COND_MAX_NODES 1000
-
-typedef enum tagging_cond_kind {
-	COND_ALL,
-	COND_ANY,
-	COND_NOT,
-	COND_LEAF,
-} tagging_cond_kind;
-
-typedef enum tagging_field {
-	FIELD_CHANNEL,
-	FIELD_GUIDE_ID,
-	FIELD_STORE_ID,
-	FIELD_REGION,
-	FIELD_INDUSTRY,
-	FIELD_ATTRIBUTE, /* attributes.X */
-	FIELD_LIFECYCLE,
-	FIELD_TAGS,
-	FIELD_ORDERS,
-	FIELD_NET_REVENUE_FEN,
-	FIELD_REWARDS_FEN,
-	FIELD_INVITEES,
-	FIELD_DAYS_SINCE_ADDED,
-	FIELD_DAYS_SINCE_LAST_ORDER,
-	FIELD_DAYS_SINCE_LAST_INTERACTION,
-} tagging_field;
-
-typedef enum tagging_op {
-	OP_EQ,
-	OP_NE,
-	OP_LT,
-	OP_LE,
-	OP_GT,
-	OP_GE,
-	OP_IN,
-	OP_CONTAINS,
-	OP_EXISTS,
-} tagging_op;
-
-/* tagging_cond is one node of a parsed condition; a leaf compares one
- * field with its value (a string, a number, or a list of either for in). */
-typedef struct tagging_cond {
-	tagging_cond_kind kind;
-	struct tagging_cond **kids; /* all, any: n kids; not: one */
-	size_t nkids;
-	tagging_field field;
-	char *attr; /* FIELD_ATTRIBUTE: the X of attributes.X */
-	tagging_op op;
-	bool exists;  /* OP_EXISTS: true asks "present", false "absent" */
-	char *str;    /* string value */
-	double num;   /* numeric value */
-	char **strs;  /* OP_IN over a string field */
-	double *nums; /* OP_IN over a numeric field */
-	size_t nvals;
-} tagging_cond;
-
-/* tagging_cond_error says where a condition is malformed (a JSON path from
- * the condition's root, "$.all[1].op") and what was expected there. */
-typedef struct tagging_cond_error {
-	char path[160];
-	char message[200];
-} tagging_cond_error;
-
-/* tagging_facts is what a condition can look at: one customer at now.
- * Absent strings are NULL, absent times 0. */
-typedef struct tagging_facts {
-	const char *channel;
-	const char *guide_id;
-	const char *store_id;
-	const char *region;
-	const char *industry;
-	const char *lifecycle;
-	const json_t *attributes; /* object string -> string, or NULL */
-	const char *const *tags;
-	size_t ntags;
-	int64_t orders;
-	int64_t net_revenue_fen;
-	int64_t rewards_fen;
-	int64_t invitees;
-	pond_time added_at;
-	pond_time last_order_at;
-	pond_time last_interaction_at;
-	pond_time now;
-} tagging_facts;
-
-/* tagging_cond_parse builds a condition from json. On failure *out is
- * NULL, err says where and why, and POND_EINVAL is returned (POND_ENOMEM
- * out of memory). The caller frees *out with tagging_cond_free. */
-int tagging_cond_parse(const json_t *json, tagging_cond **out,
-                       tagging_cond_error *err) POND_MUSTCHECK;
-
-/* tagging_cond_free frees c and its subtree (NULL is fine). */
-void tagging_cond_free(tagging_cond *c);
-
-/* tagging_cond_eval reports whether c holds for f. */
-bool tagging_cond_eval(const tagging_cond *c, const tagging_facts *f);
-
-/* tagging_cond_uses_time reports whether c looks at a days_since_* field,
- * so its value can change with time alone. */
-bool tagging_cond_uses_time(const tagging_cond *c);
-
-/* tagging_local_day returns the calendar day of t in the process's time
- * zone (POND_TZ, set at start) as days since 1970-01-01. */
-int64_t tagging_local_day(pond_time t);
-
-/* tagging_next_local_midnight returns the first local midnight after t. */
-pond_time tagging_next_local_midnight(pond_time t);
-
-/* tagging_days_since returns whole local calendar days from then to now
- * (negative when then is later). */
-int64_t tagging_days_since(pond_time then, pond_time now);
-
-/* tagging_tag_name_ok reports whether tag may name a rule: 1..64 bytes of
- * UTF-8 without '/', '"', '\' or control characters, and not a built-in
- * tag (lifecycle:*, repurchase_due). */
-bool tagging_tag_name_ok(const char *tag, const char **why);
 
 /* --- profiles (profile.c) ---------------------------------------------- */
 
@@ -255,7 +135,7 @@ const char *tagging_lifecycle(const tagging_profile *p);
 /* tagging_rule is one operator rule, parsed. */
 typedef struct tagging_rule {
 	char *tag;
-	tagging_cond *cond;
+	pond_cond *cond;
 } tagging_rule;
 
 /* tagging_rules is the rule set as of one version. */

@@ -188,6 +188,11 @@ int ic_http_post(uint16_t port, const char *token, const char *body,
  * caller json_decref()s it). */
 json_t *ic_http_events(const ic_service *svc, const char *body, int *status);
 
+/* ic_send_accepted posts {"events": [EVENTS]} (events: the elements of
+ * the array, as JSON text) with svc's token and fails the test unless
+ * the answer is 200 and every event was accepted. */
+void ic_send_accepted(const ic_service *svc, const char *events);
+
 /* --- results
  * -------------------------------------------------------------------
  */
@@ -206,9 +211,5 @@ ic_result ic_json_result(const json_t *answer, size_t i);
 /* ic_ack_result reads result i of an ack, failing the test if it is not
  * there. Strings belong to ack. */
 ic_result ic_ack_result(const Pond__IngestAck *ack, size_t i);
-
-/* ic_send_accepted posts events (the elements of a JSON array, as text)
- * with svc's token and asserts that every one was accepted. */
-void ic_send_accepted(const ic_service *svc, const char *events);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * test_cond.c - the condition language of API.md section 5
- * (services/tagging/cond.c): every operator on every kind of field,
+ * (common/cond.c): every operator on every kind of field,
  * nesting, absent values, days counted in POND_TZ, and parse errors that
  * name the path and what was expected.
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tagging.h"
+#include "cond.h"
 
 static void
 shanghai(void)
@@ -18,7 +18,7 @@ shanghai(void)
 	tzset();
 }
 
-TestSuite(tagging_cond, .init = shanghai);
+TestSuite(pond_cond, .init = shanghai);
 
 /* t_at parses an RFC 3339 time. */
 static pond_time
@@ -30,16 +30,16 @@ t_at(const char *s)
 	return (t);
 }
 
-static tagging_cond *
+static pond_cond *
 parse_ok(const char *text)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(text, 0, &jerr);
-	tagging_cond *c = NULL;
-	tagging_cond_error err;
+	pond_cond *c = NULL;
+	pond_cond_error err;
 
 	cr_assert_not_null(j, "bad JSON in test: %s", jerr.text);
-	cr_assert_eq(tagging_cond_parse(j, &c, &err), 0, "%s: %s at %s", text,
+	cr_assert_eq(pond_cond_parse(j, &c, &err), 0, "%s: %s at %s", text,
 	             err.message, err.path);
 	json_decref(j);
 	return (c);
@@ -51,11 +51,11 @@ static void
 parse_err(const char *text, const char *path, const char *needle)
 {
 	json_t *j = json_loads(text, 0, NULL);
-	tagging_cond *c = (tagging_cond *)1;
-	tagging_cond_error err;
+	pond_cond *c = (pond_cond *)1;
+	pond_cond_error err;
 
 	cr_assert_not_null(j);
-	cr_assert_eq(tagging_cond_parse(j, &c, &err), POND_EINVAL, "%s", text);
+	cr_assert_eq(pond_cond_parse(j, &c, &err), POND_EINVAL, "%s", text);
 	cr_assert_null(c);
 	cr_assert_str_eq(err.path, path, "%s: path %s, message %s", text,
 	                 err.path, err.message);
@@ -69,7 +69,7 @@ static const char *const some_tags[] = {"vip", "lifecycle:loyal"};
 
 /* base_facts: a loyal customer from Shanghai, added 2026-01-01 10:00
  * Shanghai time; now is 2026-03-02 09:00 Shanghai. */
-static tagging_facts
+static pond_facts
 base_facts(void)
 {
 	static json_t *attrs;
@@ -77,7 +77,7 @@ base_facts(void)
 	if (attrs == NULL) {
 		attrs = json_pack("{s:s, s:s}", "size", "L", "pet", "cat");
 	}
-	return ((tagging_facts){
+	return ((pond_facts){
 	        .channel = "cards",
 	        .guide_id = "g1",
 	        .store_id = "s1",
@@ -99,21 +99,21 @@ base_facts(void)
 }
 
 static bool
-holds(const char *text, const tagging_facts *f)
+holds(const char *text, const pond_facts *f)
 {
-	tagging_cond *c = parse_ok(text);
-	bool r = tagging_cond_eval(c, f);
+	pond_cond *c = parse_ok(text);
+	bool r = pond_cond_eval(c, f);
 
-	tagging_cond_free(c);
+	pond_cond_free(c);
 	return (r);
 }
 
 #define LEAF(field, op, value)                                                \
 	"{\"field\": \"" field "\", \"op\": \"" op "\", \"value\": " value "}"
 
-Test(tagging_cond, string_fields_every_operator)
+Test(pond_cond, string_fields_every_operator)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 	static const struct {
 		const char *field, *yes, *no;
 	} fields[] = {
@@ -154,9 +154,9 @@ Test(tagging_cond, string_fields_every_operator)
 	cr_assert(holds("{\"field\": \"region\", \"op\": \"exists\"}", &f));
 }
 
-Test(tagging_cond, absent_values_satisfy_only_ne_and_not_exists)
+Test(pond_cond, absent_values_satisfy_only_ne_and_not_exists)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 
 	f.region = NULL;
 	cr_assert_not(holds(LEAF("region", "=", "\"x\""), &f));
@@ -177,9 +177,9 @@ Test(tagging_cond, absent_values_satisfy_only_ne_and_not_exists)
 	                &f));
 }
 
-Test(tagging_cond, numeric_fields_every_operator)
+Test(pond_cond, numeric_fields_every_operator)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 	/* Each field with its value in base_facts. days_since_added: Jan 1
 	 * to Mar 2 in Shanghai is 31 + 28 + 1 = 60 days. The last order,
 	 * 2026-02-28T15:59:59Z, is Feb 28 23:59:59 in Shanghai: 2 days. */
@@ -234,9 +234,9 @@ Test(tagging_cond, numeric_fields_every_operator)
 	cr_assert(holds(LEAF("net_revenue_fen", ">=", "1499.5e2"), &f));
 }
 
-Test(tagging_cond, tags_contains_in_exists)
+Test(pond_cond, tags_contains_in_exists)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 
 	cr_assert(holds(LEAF("tags", "contains", "\"vip\""), &f));
 	cr_assert_not(holds(LEAF("tags", "contains", "\"vi\""), &f));
@@ -249,9 +249,9 @@ Test(tagging_cond, tags_contains_in_exists)
 	cr_assert_not(holds(LEAF("tags", "contains", "\"vip\""), &f));
 }
 
-Test(tagging_cond, days_turn_at_midnight_in_pond_tz)
+Test(pond_cond, days_turn_at_midnight_in_pond_tz)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 	const char *dormant = LEAF("days_since_last_order", ">=", "3");
 
 	/* Last order Feb 28 23:59:59 Shanghai. Mar 2 23:59:59 is 2 days,
@@ -260,18 +260,18 @@ Test(tagging_cond, days_turn_at_midnight_in_pond_tz)
 	cr_assert_not(holds(dormant, &f));
 	f.now = t_at("2026-03-02T16:00:00Z");
 	cr_assert(holds(dormant, &f));
-	cr_assert_eq(tagging_days_since(t_at("2026-02-28T15:59:59Z"),
-	                                t_at("2026-02-28T16:00:00Z")),
+	cr_assert_eq(pond_days_since(t_at("2026-02-28T15:59:59Z"),
+	                             t_at("2026-02-28T16:00:00Z")),
 	             1, "one second across midnight is a day");
-	cr_assert_eq(tagging_next_local_midnight(t_at("2026-03-02T01:00:00Z")),
+	cr_assert_eq(pond_next_local_midnight(t_at("2026-03-02T01:00:00Z")),
 	             t_at("2026-03-02T16:00:00Z"));
-	cr_assert_eq(tagging_next_local_midnight(t_at("2026-03-02T16:00:00Z")),
+	cr_assert_eq(pond_next_local_midnight(t_at("2026-03-02T16:00:00Z")),
 	             t_at("2026-03-03T16:00:00Z"));
 }
 
-Test(tagging_cond, nesting_all_any_not)
+Test(pond_cond, nesting_all_any_not)
 {
-	tagging_facts f = base_facts();
+	pond_facts f = base_facts();
 
 	cr_assert(holds(
 	        "{\"all\": [" LEAF("region", "=", "\"Shanghai\"") ", " LEAF(
@@ -301,20 +301,20 @@ Test(tagging_cond, nesting_all_any_not)
 	cr_assert(holds(hunter, &f));
 }
 
-Test(tagging_cond, uses_time_only_with_days_since)
+Test(pond_cond, uses_time_only_with_days_since)
 {
-	tagging_cond *c = parse_ok("{\"any\": [" LEAF(
+	pond_cond *c = parse_ok("{\"any\": [" LEAF(
 	        "orders", ">", "1") ", "
 	                            "{\"not\": " LEAF("days_since_added", ">",
 	                                              "1") "}]}");
-	cr_assert(tagging_cond_uses_time(c));
-	tagging_cond_free(c);
+	cr_assert(pond_cond_uses_time(c));
+	pond_cond_free(c);
 	c = parse_ok(LEAF("orders", ">", "1"));
-	cr_assert_not(tagging_cond_uses_time(c));
-	tagging_cond_free(c);
+	cr_assert_not(pond_cond_uses_time(c));
+	pond_cond_free(c);
 }
 
-Test(tagging_cond, parse_errors_name_path_and_expectation)
+Test(pond_cond, parse_errors_name_path_and_expectation)
 {
 	parse_err("[]", "$", "expected an object");
 	parse_err("{}", "$", "expected exactly one of");
@@ -358,43 +358,43 @@ Test(tagging_cond, parse_errors_name_path_and_expectation)
 	parse_err("{\"all\": [], \"any\": []}", "$", "exactly one of");
 }
 
-Test(tagging_cond, depth_is_bounded)
+Test(pond_cond, depth_is_bounded)
 {
 	char buf[2048] = "";
 	size_t o = 0;
 
-	for (int i = 0; i < TAGGING_COND_MAX_DEPTH + 1; i++) {
+	for (int i = 0; i < POND_COND_MAX_DEPTH + 1; i++) {
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "{\"not\": ");
 	}
 	o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s",
 	                      LEAF("orders", "=", "1"));
-	for (int i = 0; i < TAGGING_COND_MAX_DEPTH + 1; i++) {
+	for (int i = 0; i < POND_COND_MAX_DEPTH + 1; i++) {
 		buf[o++] = '}';
 	}
 	buf[o] = '\0';
 	json_t *j = json_loads(buf, 0, NULL);
-	tagging_cond *c;
-	tagging_cond_error err;
+	pond_cond *c;
+	pond_cond_error err;
 	cr_assert_not_null(j);
-	cr_assert_eq(tagging_cond_parse(j, &c, &err), POND_EINVAL);
+	cr_assert_eq(pond_cond_parse(j, &c, &err), POND_EINVAL);
 	cr_assert(strstr(err.message, "nested deeper") != NULL, "%s",
 	          err.message);
 	json_decref(j);
 }
 
-Test(tagging_cond, rule_tag_names)
+Test(pond_cond, rule_tag_names)
 {
 	const char *why;
 
-	cr_assert(tagging_tag_name_ok("coupon_hunter", &why));
-	cr_assert(tagging_tag_name_ok("高价值:上海", &why));
-	cr_assert_not(tagging_tag_name_ok("", &why));
-	cr_assert_not(tagging_tag_name_ok("a/b", &why));
-	cr_assert_not(tagging_tag_name_ok("lifecycle:loyal", &why));
-	cr_assert_not(tagging_tag_name_ok("repurchase_due", &why));
-	cr_assert_not(tagging_tag_name_ok("\xff\xfe", &why));
+	cr_assert(pond_tag_name_ok("coupon_hunter", &why));
+	cr_assert(pond_tag_name_ok("高价值:上海", &why));
+	cr_assert_not(pond_tag_name_ok("", &why));
+	cr_assert_not(pond_tag_name_ok("a/b", &why));
+	cr_assert_not(pond_tag_name_ok("lifecycle:loyal", &why));
+	cr_assert_not(pond_tag_name_ok("repurchase_due", &why));
+	cr_assert_not(pond_tag_name_ok("\xff\xfe", &why));
 	char long_tag[80];
 	memset(long_tag, 'a', 65);
 	long_tag[65] = '\0';
-	cr_assert_not(tagging_tag_name_ok(long_tag, &why));
+	cr_assert_not(pond_tag_name_ok(long_tag, &why));
 }

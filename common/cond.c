@@ -3,7 +3,7 @@
  *
  * A condition is a JSON tree: {"all": [..]}, {"any": [..]}, {"not": c} and
  * leaves {"field": F, "op": OP, "value": V}. It is parsed once into a tree
- * of tagging_cond, checked as it is built (a leaf's op must suit its
+ * of pond_cond, checked as it is built (a leaf's op must suit its
  * field, its value the op), so evaluation never meets a malformed node and
  * an operator gets an error naming the path and what was expected there.
  *
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tagging.h"
+#include "cond.h"
 
 typedef enum field_type {
 	TYPE_STRING,
@@ -29,32 +29,33 @@ typedef enum field_type {
 
 static const struct {
 	const char *name;
-	tagging_field field;
+	pond_cond_field field;
 	field_type type;
 } cond_fields[] = {
-        {"channel", FIELD_CHANNEL, TYPE_STRING},
-        {"guide_id", FIELD_GUIDE_ID, TYPE_STRING},
-        {"store_id", FIELD_STORE_ID, TYPE_STRING},
-        {"region", FIELD_REGION, TYPE_STRING},
-        {"industry", FIELD_INDUSTRY, TYPE_STRING},
-        {"lifecycle", FIELD_LIFECYCLE, TYPE_STRING},
-        {"tags", FIELD_TAGS, TYPE_TAGS},
-        {"orders", FIELD_ORDERS, TYPE_NUMBER},
-        {"net_revenue_fen", FIELD_NET_REVENUE_FEN, TYPE_NUMBER},
-        {"rewards_fen", FIELD_REWARDS_FEN, TYPE_NUMBER},
-        {"invitees", FIELD_INVITEES, TYPE_NUMBER},
-        {"days_since_added", FIELD_DAYS_SINCE_ADDED, TYPE_NUMBER},
-        {"days_since_last_order", FIELD_DAYS_SINCE_LAST_ORDER, TYPE_NUMBER},
-        {"days_since_last_interaction", FIELD_DAYS_SINCE_LAST_INTERACTION,
+        {"channel", POND_FIELD_CHANNEL, TYPE_STRING},
+        {"guide_id", POND_FIELD_GUIDE_ID, TYPE_STRING},
+        {"store_id", POND_FIELD_STORE_ID, TYPE_STRING},
+        {"region", POND_FIELD_REGION, TYPE_STRING},
+        {"industry", POND_FIELD_INDUSTRY, TYPE_STRING},
+        {"lifecycle", POND_FIELD_LIFECYCLE, TYPE_STRING},
+        {"tags", POND_FIELD_TAGS, TYPE_TAGS},
+        {"orders", POND_FIELD_ORDERS, TYPE_NUMBER},
+        {"net_revenue_fen", POND_FIELD_NET_REVENUE_FEN, TYPE_NUMBER},
+        {"rewards_fen", POND_FIELD_REWARDS_FEN, TYPE_NUMBER},
+        {"invitees", POND_FIELD_INVITEES, TYPE_NUMBER},
+        {"days_since_added", POND_FIELD_DAYS_SINCE_ADDED, TYPE_NUMBER},
+        {"days_since_last_order", POND_FIELD_DAYS_SINCE_LAST_ORDER,
+         TYPE_NUMBER},
+        {"days_since_last_interaction", POND_FIELD_DAYS_SINCE_LAST_INTERACTION,
          TYPE_NUMBER},
 };
 
 static const char *const op_names[] = {
-        [OP_EQ] = "=",          [OP_NE] = "!=",
-        [OP_LT] = "<",          [OP_LE] = "<=",
-        [OP_GT] = ">",          [OP_GE] = ">=",
-        [OP_IN] = "in",         [OP_CONTAINS] = "contains",
-        [OP_EXISTS] = "exists",
+        [POND_OP_EQ] = "=",          [POND_OP_NE] = "!=",
+        [POND_OP_LT] = "<",          [POND_OP_LE] = "<=",
+        [POND_OP_GT] = ">",          [POND_OP_GE] = ">=",
+        [POND_OP_IN] = "in",         [POND_OP_CONTAINS] = "contains",
+        [POND_OP_EXISTS] = "exists",
 };
 
 #define FIELD_LIST                                                            \
@@ -67,7 +68,7 @@ static const char *const op_names[] = {
 typedef struct cond_parser {
 	char path[160];
 	size_t nodes;
-	tagging_cond_error *err;
+	pond_cond_error *err;
 	int rv;
 } cond_parser;
 
@@ -100,13 +101,13 @@ cond_nomem(cond_parser *p)
 }
 
 void
-tagging_cond_free(tagging_cond *c)
+pond_cond_free(pond_cond *c)
 {
 	if (c == NULL) {
 		return;
 	}
 	for (size_t i = 0; i < c->nkids; i++) {
-		tagging_cond_free(c->kids[i]);
+		pond_cond_free(c->kids[i]);
 	}
 	free(c->kids);
 	free(c->attr);
@@ -120,9 +121,9 @@ tagging_cond_free(tagging_cond *c)
 }
 
 static field_type
-field_type_of(tagging_field f)
+field_type_of(pond_cond_field f)
 {
-	if (f == FIELD_ATTRIBUTE) {
+	if (f == POND_FIELD_ATTRIBUTE) {
 		return (TYPE_STRING);
 	}
 	for (size_t i = 0; i < sizeof(cond_fields) / sizeof(cond_fields[0]);
@@ -135,7 +136,7 @@ field_type_of(tagging_field f)
 }
 
 static int
-parse_field(cond_parser *p, tagging_cond *c, const json_t *v)
+parse_field(cond_parser *p, pond_cond *c, const json_t *v)
 {
 	const char *name;
 
@@ -151,7 +152,7 @@ parse_field(cond_parser *p, tagging_cond *c, const json_t *v)
 			                  "expected an attribute name after "
 			                  "\"attributes.\""));
 		}
-		c->field = FIELD_ATTRIBUTE;
+		c->field = POND_FIELD_ATTRIBUTE;
 		if ((c->attr = strdup(name + 11)) == NULL) {
 			return (cond_nomem(p));
 		}
@@ -170,13 +171,13 @@ parse_field(cond_parser *p, tagging_cond *c, const json_t *v)
 }
 
 static int
-parse_op(cond_parser *p, tagging_cond *c, const json_t *v)
+parse_op(cond_parser *p, pond_cond *c, const json_t *v)
 {
 	if (json_is_string(v)) {
 		for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]);
 		     i++) {
 			if (strcmp(op_names[i], json_string_value(v)) == 0) {
-				c->op = (tagging_op)i;
+				c->op = (pond_cond_op)i;
 				return (POND_OK);
 			}
 		}
@@ -211,7 +212,7 @@ parse_scalar(cond_parser *p, const char *where, field_type t, const json_t *v,
 }
 
 static int
-parse_in_list(cond_parser *p, tagging_cond *c, field_type t, const json_t *v)
+parse_in_list(cond_parser *p, pond_cond *c, field_type t, const json_t *v)
 {
 	char where[32];
 	size_t n;
@@ -221,10 +222,10 @@ parse_in_list(cond_parser *p, tagging_cond *c, field_type t, const json_t *v)
 		                  "expected a non-empty array for \"in\""));
 	}
 	n = json_array_size(v);
-	if (n > TAGGING_COND_MAX_NODES) {
+	if (n > POND_COND_MAX_NODES) {
 		return (cond_fail(p, ".value",
 		                  "expected at most %d values for \"in\"",
-		                  TAGGING_COND_MAX_NODES));
+		                  POND_COND_MAX_NODES));
 	}
 	if (t == TYPE_NUMBER) {
 		c->nums = calloc(n, sizeof(*c->nums));
@@ -253,12 +254,12 @@ parse_in_list(cond_parser *p, tagging_cond *c, field_type t, const json_t *v)
 }
 
 static int
-parse_value(cond_parser *p, tagging_cond *c, const json_t *v)
+parse_value(cond_parser *p, pond_cond *c, const json_t *v)
 {
 	field_type t = field_type_of(c->field);
 
 	switch (c->op) {
-	case OP_EXISTS:
+	case POND_OP_EXISTS:
 		if (v == NULL) {
 			c->exists = true;
 			return (POND_OK);
@@ -271,9 +272,9 @@ parse_value(cond_parser *p, tagging_cond *c, const json_t *v)
 		}
 		c->exists = json_is_true(v);
 		return (POND_OK);
-	case OP_IN:
+	case POND_OP_IN:
 		return (parse_in_list(p, c, t, v));
-	case OP_CONTAINS:
+	case POND_OP_CONTAINS:
 		if (t == TYPE_NUMBER) {
 			return (cond_fail(
 			        p, ".op",
@@ -286,10 +287,10 @@ parse_value(cond_parser *p, tagging_cond *c, const json_t *v)
 			        "expected a string for \"contains\""));
 		}
 		break;
-	case OP_LT:
-	case OP_LE:
-	case OP_GT:
-	case OP_GE:
+	case POND_OP_LT:
+	case POND_OP_LE:
+	case POND_OP_GT:
+	case POND_OP_GE:
 		if (t != TYPE_NUMBER) {
 			return (cond_fail(
 			        p, ".op",
@@ -299,8 +300,8 @@ parse_value(cond_parser *p, tagging_cond *c, const json_t *v)
 			        op_names[c->op]));
 		}
 		break;
-	case OP_EQ:
-	case OP_NE:
+	case POND_OP_EQ:
+	case POND_OP_NE:
 		if (t == TYPE_TAGS) {
 			return (cond_fail(p, ".op",
 			                  "tags is a set: use \"contains\", "
@@ -316,12 +317,12 @@ parse_value(cond_parser *p, tagging_cond *c, const json_t *v)
 }
 
 static int
-parse_leaf(cond_parser *p, tagging_cond *c, const json_t *json)
+parse_leaf(cond_parser *p, pond_cond *c, const json_t *json)
 {
 	const char *key;
 	const json_t *v;
 
-	c->kind = COND_LEAF;
+	c->kind = POND_COND_LEAF;
 	json_object_foreach((json_t *)json, key, v)
 	{
 		if (strcmp(key, "field") != 0 && strcmp(key, "op") != 0 &&
@@ -349,10 +350,10 @@ parse_leaf(cond_parser *p, tagging_cond *c, const json_t *json)
 }
 
 static int parse_node(cond_parser *p, const json_t *json, int depth,
-                      tagging_cond **out);
+                      pond_cond **out);
 
 static int
-parse_list(cond_parser *p, tagging_cond *c, const char *key, const json_t *v,
+parse_list(cond_parser *p, pond_cond *c, const char *key, const json_t *v,
            int depth)
 {
 	size_t len = strlen(p->path);
@@ -384,20 +385,20 @@ parse_list(cond_parser *p, tagging_cond *c, const char *key, const json_t *v,
 }
 
 static int
-parse_node(cond_parser *p, const json_t *json, int depth, tagging_cond **out)
+parse_node(cond_parser *p, const json_t *json, int depth, pond_cond **out)
 {
-	tagging_cond *c;
+	pond_cond *c;
 	const char *key;
 	size_t len = strlen(p->path);
 
 	*out = NULL;
-	if (depth > TAGGING_COND_MAX_DEPTH) {
+	if (depth > POND_COND_MAX_DEPTH) {
 		return (cond_fail(p, "", "nested deeper than %d levels",
-		                  TAGGING_COND_MAX_DEPTH));
+		                  POND_COND_MAX_DEPTH));
 	}
-	if (++p->nodes > TAGGING_COND_MAX_NODES) {
+	if (++p->nodes > POND_COND_MAX_NODES) {
 		return (cond_fail(p, "", "more than %d conditions",
-		                  TAGGING_COND_MAX_NODES));
+		                  POND_COND_MAX_NODES));
 	}
 	if (!json_is_object(json)) {
 		return (cond_fail(p, "",
@@ -423,11 +424,11 @@ parse_node(cond_parser *p, const json_t *json, int depth, tagging_cond **out)
 	const json_t *v = json_object_iter_value(it);
 	key = json_object_iter_key(it);
 	if (strcmp(key, "all") == 0 || strcmp(key, "any") == 0) {
-		c->kind = key[1] == 'l' ? COND_ALL : COND_ANY;
+		c->kind = key[1] == 'l' ? POND_COND_ALL : POND_COND_ANY;
 		return (parse_list(p, c, key, v, depth));
 	}
 	if (strcmp(key, "not") == 0) {
-		c->kind = COND_NOT;
+		c->kind = POND_COND_NOT;
 		if ((c->kids = calloc(1, sizeof(*c->kids))) == NULL) {
 			return (cond_nomem(p));
 		}
@@ -448,8 +449,7 @@ parse_node(cond_parser *p, const json_t *json, int depth, tagging_cond **out)
 }
 
 int
-tagging_cond_parse(const json_t *json, tagging_cond **out,
-                   tagging_cond_error *err)
+pond_cond_parse(const json_t *json, pond_cond **out, pond_cond_error *err)
 {
 	cond_parser p = {.path = "$", .err = err};
 
@@ -457,7 +457,7 @@ tagging_cond_parse(const json_t *json, tagging_cond **out,
 		err->path[0] = err->message[0] = '\0';
 	}
 	if (parse_node(&p, json, 1, out) != 0) {
-		tagging_cond_free(*out);
+		pond_cond_free(*out);
 		*out = NULL;
 		return (p.rv);
 	}
@@ -481,7 +481,7 @@ days_from_civil(int64_t y, int64_t m, int64_t d)
 }
 
 int64_t
-tagging_local_day(pond_time t)
+pond_local_day(pond_time t)
 {
 	time_t secs = (time_t)(t >= 0 ? t / POND_USEC_PER_SEC
 	                              : (t - POND_USEC_PER_SEC + 1) /
@@ -496,7 +496,7 @@ tagging_local_day(pond_time t)
 }
 
 pond_time
-tagging_next_local_midnight(pond_time t)
+pond_next_local_midnight(pond_time t)
 {
 	time_t secs = (time_t)(t / POND_USEC_PER_SEC);
 	struct tm tm;
@@ -511,16 +511,16 @@ tagging_next_local_midnight(pond_time t)
 }
 
 int64_t
-tagging_days_since(pond_time then, pond_time now)
+pond_days_since(pond_time then, pond_time now)
 {
-	return (tagging_local_day(now) - tagging_local_day(then));
+	return (pond_local_day(now) - pond_local_day(then));
 }
 
 /* --- evaluation
  * ------------------------------------------------------------------ */
 
 static bool
-has_tag(const tagging_facts *f, const char *tag)
+has_tag(const pond_facts *f, const char *tag)
 {
 	for (size_t i = 0; i < f->ntags; i++) {
 		if (strcmp(f->tags[i], tag) == 0) {
@@ -531,22 +531,22 @@ has_tag(const tagging_facts *f, const char *tag)
 }
 
 static const char *
-string_field(const tagging_cond *c, const tagging_facts *f)
+string_field(const pond_cond *c, const pond_facts *f)
 {
 	switch (c->field) {
-	case FIELD_CHANNEL:
+	case POND_FIELD_CHANNEL:
 		return (f->channel);
-	case FIELD_GUIDE_ID:
+	case POND_FIELD_GUIDE_ID:
 		return (f->guide_id);
-	case FIELD_STORE_ID:
+	case POND_FIELD_STORE_ID:
 		return (f->store_id);
-	case FIELD_REGION:
+	case POND_FIELD_REGION:
 		return (f->region);
-	case FIELD_INDUSTRY:
+	case POND_FIELD_INDUSTRY:
 		return (f->industry);
-	case FIELD_LIFECYCLE:
+	case POND_FIELD_LIFECYCLE:
 		return (f->lifecycle);
-	case FIELD_ATTRIBUTE:
+	case POND_FIELD_ATTRIBUTE:
 		return (f->attributes != NULL
 		                ? json_string_value(json_object_get(
 		                          f->attributes, c->attr))
@@ -558,30 +558,30 @@ string_field(const tagging_cond *c, const tagging_facts *f)
 
 /* number_field reads a numeric field; false when it is absent. */
 static bool
-number_field(const tagging_cond *c, const tagging_facts *f, double *v)
+number_field(const pond_cond *c, const pond_facts *f, double *v)
 {
 	pond_time t = 0;
 
 	switch (c->field) {
-	case FIELD_ORDERS:
+	case POND_FIELD_ORDERS:
 		*v = (double)f->orders;
 		return (true);
-	case FIELD_NET_REVENUE_FEN:
+	case POND_FIELD_NET_REVENUE_FEN:
 		*v = (double)f->net_revenue_fen;
 		return (true);
-	case FIELD_REWARDS_FEN:
+	case POND_FIELD_REWARDS_FEN:
 		*v = (double)f->rewards_fen;
 		return (true);
-	case FIELD_INVITEES:
+	case POND_FIELD_INVITEES:
 		*v = (double)f->invitees;
 		return (true);
-	case FIELD_DAYS_SINCE_ADDED:
+	case POND_FIELD_DAYS_SINCE_ADDED:
 		t = f->added_at;
 		break;
-	case FIELD_DAYS_SINCE_LAST_ORDER:
+	case POND_FIELD_DAYS_SINCE_LAST_ORDER:
 		t = f->last_order_at;
 		break;
-	case FIELD_DAYS_SINCE_LAST_INTERACTION:
+	case POND_FIELD_DAYS_SINCE_LAST_INTERACTION:
 		t = f->last_interaction_at;
 		break;
 	default:
@@ -590,25 +590,25 @@ number_field(const tagging_cond *c, const tagging_facts *f, double *v)
 	if (t == 0) {
 		return (false);
 	}
-	*v = (double)tagging_days_since(t, f->now);
+	*v = (double)pond_days_since(t, f->now);
 	return (true);
 }
 
 static bool
-compare(tagging_op op, double a, double b)
+compare(pond_cond_op op, double a, double b)
 {
 	switch (op) {
-	case OP_EQ:
+	case POND_OP_EQ:
 		return (a == b);
-	case OP_NE:
+	case POND_OP_NE:
 		return (a != b);
-	case OP_LT:
+	case POND_OP_LT:
 		return (a < b);
-	case OP_LE:
+	case POND_OP_LE:
 		return (a <= b);
-	case OP_GT:
+	case POND_OP_GT:
 		return (a > b);
-	case OP_GE:
+	case POND_OP_GE:
 		return (a >= b);
 	default:
 		return (false);
@@ -616,14 +616,14 @@ compare(tagging_op op, double a, double b)
 }
 
 static bool
-eval_tags(const tagging_cond *c, const tagging_facts *f)
+eval_tags(const pond_cond *c, const pond_facts *f)
 {
 	switch (c->op) {
-	case OP_EXISTS:
+	case POND_OP_EXISTS:
 		return ((f->ntags > 0) == c->exists);
-	case OP_CONTAINS:
+	case POND_OP_CONTAINS:
 		return (has_tag(f, c->str));
-	case OP_IN:
+	case POND_OP_IN:
 		for (size_t i = 0; i < c->nvals; i++) {
 			if (has_tag(f, c->strs[i])) {
 				return (true);
@@ -636,24 +636,24 @@ eval_tags(const tagging_cond *c, const tagging_facts *f)
 }
 
 static bool
-eval_string(const tagging_cond *c, const tagging_facts *f)
+eval_string(const pond_cond *c, const pond_facts *f)
 {
 	const char *v = string_field(c, f);
 
-	if (c->op == OP_EXISTS) {
+	if (c->op == POND_OP_EXISTS) {
 		return ((v != NULL) == c->exists);
 	}
 	if (v == NULL) {
-		return (c->op == OP_NE);
+		return (c->op == POND_OP_NE);
 	}
 	switch (c->op) {
-	case OP_EQ:
+	case POND_OP_EQ:
 		return (strcmp(v, c->str) == 0);
-	case OP_NE:
+	case POND_OP_NE:
 		return (strcmp(v, c->str) != 0);
-	case OP_CONTAINS:
+	case POND_OP_CONTAINS:
 		return (strstr(v, c->str) != NULL);
-	case OP_IN:
+	case POND_OP_IN:
 		for (size_t i = 0; i < c->nvals; i++) {
 			if (strcmp(v, c->strs[i]) == 0) {
 				return (true);
@@ -666,18 +666,18 @@ eval_string(const tagging_cond *c, const tagging_facts *f)
 }
 
 static bool
-eval_number(const tagging_cond *c, const tagging_facts *f)
+eval_number(const pond_cond *c, const pond_facts *f)
 {
 	double v;
 	bool present = number_field(c, f, &v);
 
-	if (c->op == OP_EXISTS) {
+	if (c->op == POND_OP_EXISTS) {
 		return (present == c->exists);
 	}
 	if (!present) {
-		return (c->op == OP_NE);
+		return (c->op == POND_OP_NE);
 	}
-	if (c->op == OP_IN) {
+	if (c->op == POND_OP_IN) {
 		for (size_t i = 0; i < c->nvals; i++) {
 			if (v == c->nums[i]) {
 				return (true);
@@ -689,26 +689,26 @@ eval_number(const tagging_cond *c, const tagging_facts *f)
 }
 
 bool
-tagging_cond_eval(const tagging_cond *c, const tagging_facts *f)
+pond_cond_eval(const pond_cond *c, const pond_facts *f)
 {
 	switch (c->kind) {
-	case COND_ALL:
+	case POND_COND_ALL:
 		for (size_t i = 0; i < c->nkids; i++) {
-			if (!tagging_cond_eval(c->kids[i], f)) {
+			if (!pond_cond_eval(c->kids[i], f)) {
 				return (false);
 			}
 		}
 		return (true);
-	case COND_ANY:
+	case POND_COND_ANY:
 		for (size_t i = 0; i < c->nkids; i++) {
-			if (tagging_cond_eval(c->kids[i], f)) {
+			if (pond_cond_eval(c->kids[i], f)) {
 				return (true);
 			}
 		}
 		return (false);
-	case COND_NOT:
-		return (!tagging_cond_eval(c->kids[0], f));
-	case COND_LEAF:
+	case POND_COND_NOT:
+		return (!pond_cond_eval(c->kids[0], f));
+	case POND_COND_LEAF:
 		break;
 	}
 	switch (field_type_of(c->field)) {
@@ -723,15 +723,15 @@ tagging_cond_eval(const tagging_cond *c, const tagging_facts *f)
 }
 
 bool
-tagging_cond_uses_time(const tagging_cond *c)
+pond_cond_uses_time(const pond_cond *c)
 {
-	if (c->kind == COND_LEAF) {
-		return (c->field == FIELD_DAYS_SINCE_ADDED ||
-		        c->field == FIELD_DAYS_SINCE_LAST_ORDER ||
-		        c->field == FIELD_DAYS_SINCE_LAST_INTERACTION);
+	if (c->kind == POND_COND_LEAF) {
+		return (c->field == POND_FIELD_DAYS_SINCE_ADDED ||
+		        c->field == POND_FIELD_DAYS_SINCE_LAST_ORDER ||
+		        c->field == POND_FIELD_DAYS_SINCE_LAST_INTERACTION);
 	}
 	for (size_t i = 0; i < c->nkids; i++) {
-		if (tagging_cond_uses_time(c->kids[i])) {
+		if (pond_cond_uses_time(c->kids[i])) {
 			return (true);
 		}
 	}
@@ -739,7 +739,7 @@ tagging_cond_uses_time(const tagging_cond *c)
 }
 
 bool
-tagging_tag_name_ok(const char *tag, const char **why)
+pond_tag_name_ok(const char *tag, const char **why)
 {
 	size_t n = strlen(tag);
 	json_t *probe;
