@@ -225,6 +225,12 @@ ingest_settled(int rv, void *arg)
 	}
 	ig->store_jobs--;
 	for (size_t k = 0; k < g->n; k++) {
+		/* The pool found no store (it is restarting, say): the work
+		 * never ran, nothing was validated or stored, and every
+		 * batch is answered "unavailable" so that it is sent again. */
+		if (!g->ran) {
+			ingest_store_fail(g->batches[k]);
+		}
 		ingest_finish(g->batches[k]);
 	}
 	free(g);

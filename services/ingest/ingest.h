@@ -122,6 +122,7 @@ typedef struct ingest_batch {
  * lock of the stream heads and one WAL flush for all of them. */
 typedef struct ingest_group {
 	struct ingest *ingest;
+	bool ran; /* ingest_store_work ran (the pool had a connection) */
 	size_t n;
 	ingest_batch *batches[INGEST_GROUP_BATCHES];
 } ingest_group;
@@ -199,6 +200,10 @@ void ingest_utf8_repair(char *s);
 /* ingest_store_work settles an ingest_group in one transaction (a pond_db
  * work function); when that fails, each batch is tried on its own. */
 int ingest_store_work(PGconn *conn, void *arg);
+
+/* ingest_store_fail marks a batch that was not committed: its ack says
+ * "unavailable" (batch_error) and nothing in it is accepted. */
+void ingest_store_fail(ingest_batch *b);
 
 /* ingest_encode_ack packs the protobuf reply of b into its arena. */
 int ingest_encode_ack(ingest_batch *b, uint8_t **buf, size_t *len);

@@ -834,10 +834,10 @@ fail:
 	return (rv);
 }
 
-/* store_fail marks a batch whose transaction did not commit: no item may
- * be acked accepted, and the publisher sends it again. */
-static void
-store_fail(ingest_batch *b)
+/* ingest_store_fail marks a batch whose transaction did not commit: no
+ * item may be acked accepted, and the publisher sends it again. */
+void
+ingest_store_fail(ingest_batch *b)
 {
 	store_reset(b);
 	b->batch_error = "unavailable";
@@ -864,6 +864,7 @@ ingest_store_work(PGconn *conn, void *arg)
 	pond_time now = pond_now();
 	int rv;
 
+	g->ran = true;
 	for (size_t k = 0; k < g->n; k++) {
 		ingest_batch *b = g->batches[k];
 		for (size_t i = 0; i < b->n; i++) {
@@ -883,7 +884,7 @@ ingest_store_work(PGconn *conn, void *arg)
 	size_t failed = 0;
 	for (size_t k = 0; k < g->n; k++) {
 		if (g->n == 1 || store_group(conn, &g->batches[k], 1) != 0) {
-			store_fail(g->batches[k]);
+			ingest_store_fail(g->batches[k]);
 			failed++;
 		}
 	}
