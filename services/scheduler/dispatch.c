@@ -146,7 +146,7 @@ tick_oneshot(tick_job *j, PGconn *conn, pond_time now)
 	                        3, p2)) != 0) {
 		goto fail;
 	}
-	int rows = PQntuples(res);
+	int rows = res != NULL ? PQntuples(res) : 0;
 	for (int r = 0; r < rows; r++) {
 		scheduler_cause cause = {
 		        .partition = (uint32_t)strtoul(PQgetvalue(res, r, 0),
@@ -215,7 +215,12 @@ tick_due(tick_job *j, PGconn *conn, pond_time now)
 	if ((rv = pond_pq_exec(conn, "BEGIN")) != 0) {
 		return (rv);
 	}
-	if ((rv = pond_pq_query(
+	/* Nothing goes out in quiet hours, even a touch that fell due before
+	 * they began and was not sent by then (a backlog, a gateway that was
+	 * down): it waits for their end like a touch chosen inside them. */
+	bool quiet = scheduler_quiet_end(&s->rules, now) != now;
+	if (!quiet &&
+	    (rv = pond_pq_query(
 	             conn, &res,
 	             "WITH due AS (SELECT partition, customer_key, touch_id "
 	             "FROM touches WHERE state IN ('scheduled', 'deferred') "
@@ -234,7 +239,7 @@ tick_due(tick_job *j, PGconn *conn, pond_time now)
 	             3, p)) != 0) {
 		goto fail;
 	}
-	int rows = PQntuples(res);
+	int rows = res != NULL ? PQntuples(res) : 0;
 	if (rows > 0 && (j->due = pond_arena_alloc(
 	                         &j->arena, rows * sizeof(*j->due))) == NULL) {
 		rv = POND_ENOMEM;

@@ -295,9 +295,16 @@ select_decide(PGconn *conn, const scheduler_rules *rules,
 		*state = "held_out";
 		return (POND_OK);
 	}
-	*due = scheduler_quiet_end(rules,
-	                           sel + c->delay_s * POND_USEC_PER_SEC);
-	if (*due != sel + c->delay_s * POND_USEC_PER_SEC) {
+	/* The touch is due delay_s after its cause, but never before now: a
+	 * cause heard late (a backlog, an event that arrived late) is sent
+	 * now, and quiet hours are judged at the moment it will really go. */
+	pond_time base = sel + c->delay_s * POND_USEC_PER_SEC,
+	          now = pond_now();
+	if (base < now) {
+		base = now;
+	}
+	*due = scheduler_quiet_end(rules, base);
+	if (*due != base) {
 		*state = "deferred";
 	}
 	local_date(*due, false, day, sizeof(day));
@@ -355,6 +362,19 @@ scheduler_select(PGconn *conn, pond_arena *arena, const scheduler_rules *rules,
 	snprintf(touch_id, idlen, "%s/%s/%s", c->id, cause->tag,
 	         cause->customer_key);
 	const char *key_params[] = {part, cause->customer_key, touch_id};
+	/* A fission reward is selected by the invitee's partition for an
+	 * inviter who may live in another, so two transactions (of two
+	 * partitions, even two replicas) can reach the same inviter at once.
+	 * The lock on the touch id makes the second wait for the first's
+	 * COMMIT and then find its touch, instead of failing on the key and
+	 * retrying its whole batch. */
+	if (cause->reward &&
+	    (rv = pond_pq_query(conn, NULL,
+	                        "SELECT pg_advisory_xact_lock("
+	                        "hashtextextended($1, 0))",
+	                        1, &key_params[2])) != 0) {
+		return (rv);
+	}
 	if ((rv = pond_pq_query(conn, &res,
 	                        "SELECT 1 FROM touches WHERE partition = $1 "
 	                        "AND customer_key = $2 AND touch_id = $3",

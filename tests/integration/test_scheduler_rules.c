@@ -111,21 +111,14 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	        &w, "{\"name\": \"evening\", \"channel\": \"wecom_message\", "
 	            "\"template\": \"t1\", \"trigger\": {\"event\": "
 	            "\"interaction\"}}");
-	/* Tuesday 2026-01-06: q at 21:00 local (13:00Z) is deferred to
-	 * Wednesday 09:00 local (01:00Z); r at 08:59 local (00:59Z) to
-	 * 09:00 the same day (01:00Z); s at 12:00 local is not deferred;
-	 * t at 20:59 local is not deferred either. */
-	sw_clock(&w, "2026-01-06T13:00:00Z");
-	sw_interaction(&w, "q", "2026-01-06T13:00:00Z");
+	/* Tuesday 2026-01-06, the clock following the events: r at 08:59
+	 * local (00:59Z) is deferred to 09:00 the same day (01:00Z); s at
+	 * 12:00 local is not deferred, and r goes out with it; t at 20:59
+	 * local is not deferred; q at 21:00 local (13:00Z) is deferred to
+	 * Wednesday 09:00 local (01:00Z). */
+	sw_clock(&w, "2026-01-06T00:59:00Z");
 	sw_interaction(&w, "r", "2026-01-06T00:59:00Z");
-	sw_interaction(&w, "s", "2026-01-06T04:00:00Z");
-	sw_interaction(&w, "t", "2026-01-06T12:59:00Z");
 	sw_settle(&w);
-	cr_assert_eq(sw_sql_int(&w,
-	                        "SELECT count(*) FROM touches WHERE "
-	                        "customer_key = 'q' AND state = 'deferred' "
-	                        "AND due_at = '2026-01-07T01:00:00Z'"),
-	             1);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
 	                            "customer_key = 'r' AND state = "
 	                            "'deferred'"),
@@ -134,22 +127,46 @@ Test(scheduler_rules, quiet_hours_defer_to_nine_business_time)
 	                        "SELECT (extract(epoch FROM due_at))::bigint "
 	                        "FROM touches WHERE customer_key = 'r'"),
 	             1767661200); /* 2026-01-06T01:00:00Z */
-	/* r (due 09:00 that morning), s and t were due before the clock's
-	 * 21:00 and go out now; q waits. */
-	sw_wait_int(&w, 3, 20000,
+	sw_clock(&w, "2026-01-06T04:00:00Z");
+	sw_interaction(&w, "s", "2026-01-06T04:00:00Z");
+	sw_wait_int(&w, 2, 20000,
 	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
-	            "AND customer_key IN ('r', 's', 't')");
+	            "AND customer_key IN ('r', 's')");
+	sw_clock(&w, "2026-01-06T12:59:00Z");
+	sw_interaction(&w, "t", "2026-01-06T12:59:00Z");
+	sw_wait_int(&w, 1, 20000,
+	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
+	            "AND customer_key = 't'");
+	sw_clock(&w, "2026-01-06T13:00:00Z");
+	sw_interaction(&w, "q", "2026-01-06T13:00:00Z");
+	sw_settle(&w);
+	cr_assert_eq(sw_sql_int(&w,
+	                        "SELECT count(*) FROM touches WHERE "
+	                        "customer_key = 'q' AND state = 'deferred' "
+	                        "AND due_at = '2026-01-07T01:00:00Z'"),
+	             1);
+	/* An event heard late waits as well: u's interaction happened at
+	 * 20:59:30 local, but the scheduler hears of it at 21:00, so its
+	 * touch is deferred to 09:00 too, not sent in quiet hours. */
+	sw_interaction(&w, "u", "2026-01-06T12:59:30Z");
+	sw_settle(&w);
+	usleep(300000);
+	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
+	                            "state = 'sent' AND customer_key = 'u'"),
+	             0);
 	cr_assert_eq(touches(&w, id, "q", "deferred", NULL), 1);
+	cr_assert_eq(touches(&w, id, "u", "deferred", NULL), 1);
 	/* 08:59:59 Wednesday local: still not due. */
 	sw_clock(&w, "2026-01-07T00:59:59Z");
 	usleep(300000);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touch_changes WHERE "
-	                            "state = 'sent' AND customer_key = 'q'"),
+	                            "state = 'sent' AND customer_key IN "
+	                            "('q', 'u')"),
 	             0);
 	sw_clock(&w, "2026-01-07T01:00:00Z");
-	sw_wait_int(&w, 1, 20000,
+	sw_wait_int(&w, 2, 20000,
 	            "SELECT count(*) FROM touch_changes WHERE state = 'sent' "
-	            "AND customer_key = 'q'");
+	            "AND customer_key IN ('q', 'u')");
 	free(id);
 	sw_stop(&w);
 }
@@ -170,19 +187,22 @@ Test(scheduler_rules, frequency_cap_across_three_campaigns)
 		free(sw_campaign(&w, body));
 	}
 	/* k interacts at 12:00 local (04:00Z) every day from Monday 5 to
-	 * Monday 12 January; each interaction triggers all three campaigns.
-	 * With 1/day,3/week: Mon, Tue, Wed get one touch each (the other two
-	 * capped by the day); Thu..Sun get none (the week has 3); the next
-	 * Monday starts a new week: one. Touched 4, capped 8 x 3 - 4 = 20.
-	 * m interacts once on Thursday: its own ledger, touched. */
-	sw_clock(&w, "2026-01-12T05:00:00Z");
+	 * Monday 12 January, the clock following it; each interaction
+	 * triggers all three campaigns. With 1/day,3/week: Mon, Tue, Wed get
+	 * one touch each (the other two capped by the day); Thu..Sun get none
+	 * (the week has 3); the next Monday starts a new week: one. Touched
+	 * 4, capped 8 x 3 - 4 = 20. m interacts once on Thursday: its own
+	 * ledger, touched. */
 	for (int d = 5; d <= 12; d++) {
 		char at[32];
 		snprintf(at, sizeof(at), "2026-01-%02dT04:00:00Z", d);
+		sw_clock(&w, at);
 		sw_interaction(&w, "k", at);
+		if (d == 8) {
+			sw_interaction(&w, "m", at);
+		}
+		sw_settle(&w);
 	}
-	sw_interaction(&w, "m", "2026-01-08T04:00:00Z");
-	sw_settle(&w);
 	cr_assert_eq(sw_sql_int(&w, "SELECT count(*) FROM touches WHERE "
 	                            "customer_key = 'k'"),
 	             24);
