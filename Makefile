@@ -8,6 +8,9 @@
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
+#   make test-faults   every service killed, the store restarted, the gateway
+#                   stalled, a SUB link cut, while events flow; counted
+#                   (POND_FAULTS=short, the default, or long)
 #   make test-dashboard  the dashboard page in headless Chromium (mock API)
 #   make format     clang-format every C file in place
 #
@@ -169,7 +172,7 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
 # --- top-level targets --------------------------------------------------------
-.PHONY: all deps test test-build run bench bench-build images test-compose \
+.PHONY: all deps test test-build run bench bench-build images test-compose test-faults \
 	format format-check clean test-dashboard
 .DEFAULT_GOAL := all
 
@@ -212,6 +215,10 @@ images:
 test-compose: deps images
 	$(MAKE) --no-print-directory BUILD=release all
 	sh tests/compose/run.sh build/release
+
+test-faults: deps
+	$(MAKE) --no-print-directory BUILD=release all
+	sh tests/faults/run.sh build/release
 
 # test-dashboard: the dashboard page in headless Chromium (tests/dashboard/),
 # against the mock API, the page served by pond-dashboard-serve (the

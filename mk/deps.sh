@@ -11,7 +11,7 @@ PACKAGES=${*:-"
 build-essential pkg-config clang-format
 libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
 libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
-postgresql-15 prometheus
+postgresql-15 prometheus socat
 nodejs npm chromium fonts-wqy-microhei
 "}
 
