@@ -371,32 +371,68 @@ start_service() {
 	wait_started "$artifacts/$name.log" "pond-$name"
 }
 
-# Tagging starts now, behind every event stored so far: how fast it catches
-# up is its throughput, its CPU over that is its cost per event.
+# The consumers start now, one after the other, behind every record stored
+# so far: how fast each catches up is its throughput, its CPU over that its
+# cost per event. catch_up NAME STREAMS VAR=VALUE...: starts pond-NAME and
+# waits until it has applied every record of STREAMS (comma-separated);
+# sets NAME_rate, NAME_cpu (CPU-s per million events) and NAME_pid.
 events_so_far=$(sql "SELECT sum(head) FROM stream_heads WHERE stream = 'events'")
-say "tagging: catching up on $events_so_far events"
+catch_up() {
+	name=$1 streams=$2
+	shift 2
+	say "$name: catching up on $events_so_far events"
+	t0=$(date +%s.%N)
+	start_service "$name" "$@"
+	lag_all=$(for st in $(echo "$streams" | tr , ' '); do
+		printf '(%s) + ' "$(lag_of "$name" "$st")"
+	done)
+	wait_caught_up "$tmp/${name}_lag" "SELECT $lag_all 0"
+	secs=$(calc "$(date +%s.%N) - $t0")
+	eval "${name}_pid=$last_pid"
+	eval "${name}_rate=$(calc "$events_so_far / $secs")"
+	eval "${name}_cpu=$(calc "$(cpu_ticks "$last_pid") / $hz / $events_so_far * 1e6")"
+	say "$name: $(fmt "$events_so_far / $secs") events/s"
+}
 free_port
 tags_pub=tcp://127.0.0.1:$port
-t0=$(date +%s.%N)
-start_service tagging POND_EVENTS_SUB_URLS="$pub_url" \
+free_port
+touches_pub=tcp://127.0.0.1:$port
+free_port
+gateway_url=tcp://127.0.0.1:$port
+free_port
+reporting_url=tcp://127.0.0.1:$port
+catch_up tagging events POND_EVENTS_SUB_URLS="$pub_url" \
 	POND_TAG_CHANGES_PUB_URL="$tags_pub"
-tagging_pid=$last_pid
-wait_caught_up "$tmp/tagging_lag" "$(lag_of tagging events)"
-tagging_secs=$(calc "$(date +%s.%N) - $t0")
-tagging_rate=$(calc "$events_so_far / $tagging_secs")
-tagging_cpu=$(calc "$(cpu_ticks "$tagging_pid") / $hz / $events_so_far * 1e6")
-say "tagging: $(fmt "$tagging_rate") events/s"
+catch_up scheduler events,tag_changes POND_EVENTS_SUB_URLS="$pub_url" \
+	POND_TAG_CHANGES_SUB_URLS="$tags_pub" POND_TOUCHES_PUB_URL="$touches_pub" \
+	POND_GATEWAY_URLS="wecom_message=$gateway_url" POND_QUIET_HOURS=
+catch_up reporting events,tag_changes,touches POND_EVENTS_SUB_URLS="$pub_url" \
+	POND_TAG_CHANGES_SUB_URLS="$tags_pub" POND_TOUCHES_SUB_URLS="$touches_pub" \
+	POND_REPORTING_URL="$reporting_url"
+gateway_token=$("$bin/pond" publishers add bench-gateway 2>/dev/null)
+start_service gateway-sim POND_GATEWAY_URLS="wecom_message=$gateway_url" \
+	POND_INGEST_URL="$nng_url" POND_GATEWAY_TOKEN="$gateway_token"
 
-say "end to end: $e2e_rate events/s for $e2e_s s, ack -> tag change"
+# A welcome touch for every new customer, defined after the catch-up so that
+# only the end-to-end run's customers are touched.
+echo '{"id": "bench-welcome", "name": "welcome", "channel": "wecom_message",
+	"template": "welcome", "trigger": {"event": "contact_added"},
+	"cost_per_touch_fen": 1}' | "$bin/pond" campaigns create - >/dev/null
+
+say "end to end: $e2e_rate events/s for $e2e_s s, ack -> tag change, ack -> touch"
 el=$("$bin/pond-bench-e2e" --url "$nng_url" --rate "$e2e_rate" \
-	--seconds "$e2e_s" --tags-sub "$tags_pub" --run e2e)
+	--seconds "$e2e_s" --tags-sub "$tags_pub" --touches-sub "$touches_pub" \
+	--run e2e)
 e2e_n=$((e2e_rate * e2e_s))
 if [ "$(field acked "$el")" != "$e2e_n" ] ||
-	[ "$(field tag_changes "$el")" != "$e2e_n" ]; then
-	die "end to end: not every event was acked and tagged: $el"
+	[ "$(field tag_changes "$el")" != "$e2e_n" ] ||
+	[ "$(field touchs "$el")" != "$e2e_n" ]; then
+	die "end to end: not every event was acked, tagged and touched: $el"
 fi
-rss_tagging=$(hwm_mib "$tagging_pid")
-say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms"
+for name in tagging scheduler reporting; do
+	eval "rss_$name=$(hwm_mib "$(eval echo "\$${name}_pid")")"
+done
+say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
 # --- BENCHMARKS.md -------------------------------------------------------------
 
@@ -407,7 +443,7 @@ verdict() {
 ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
 ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
 ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
-ok_rss=$(calc "($rss_all <= 64 && $rss_tagging <= 64) ? 1 : 0")
+ok_rss=$(calc "($rss_all <= 64 && $rss_tagging <= 64 && $rss_scheduler <= 64 && $rss_reporting <= 64) ? 1 : 0")
 ok_e2e=$(calc "($(field tag_change_p99_ms "$el") <= 50) ? 1 : 0")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
@@ -429,12 +465,15 @@ database on the same machine.
 | 1 | PgQ \`pgq.insert_event\`, 500 events a transaction | $(fmt "$pgq_rate") events/s (rounds: $all_pgq) | ingest: $(fmt "$ingest_rate") events/s | ingest = $(calc "$ingest_rate / $pgq_rate" | awk '{ printf "%.2f", $1 }') × PgQ | — | — |
 | 2 | ingest, HTTP \`POST /v1/events\`, $clients keep-alive connections × 100-event JSON bodies | **$(fmt "$http_rate") events/s** ($http_n events) | ingest over NNG: $(fmt "$ingest_rate") events/s | $(calc "$http_rate / $ingest_rate" | awk '{ printf "%.2f", $1 }') × NNG | — | — |
 | 3 | end to end at a steady $(fmt "$e2e_rate") events/s for $e2e_s s: event acked → tag change committed (each event a new customer's \`contact_added\`) | **p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms**, max $(field tag_change_max_ms "$el") ms ($(fmt "$(field tag_changes "$el")") events) | ingest's own batch round trip, NNG rounds: p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms | — | p99 ≤ 50 ms | $(verdict "$ok_e2e") |
+| 3 | the same run: event acked → touch committed by the scheduler (a welcome campaign on \`contact_added\`) | **p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms**, max $(field touch_max_ms "$el") ms ($(fmt "$(field touchs "$el")") touches) | ack → tag change above | — | — | — |
 | 4 | catch-up: consumer stopped while $(fmt "$catchup_n") events arrive, then started | **$(fmt "$catchup_rate") records/s** applied (from the cursors, first move to caught up) | $(fmt "$catchup_wall") records/s counting start-up ($catchup_secs s in all) | — | ≥ 50,000/s | $(verdict "$ok_catchup") |
 | 4 | catch-up of pond-tagging, started behind every event of this run | **$(fmt "$tagging_rate") events/s** applied ($(fmt "$events_so_far") events: profiles, tags, tag changes) | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
+| 4 | catch-up of pond-scheduler (events and tag changes; no campaign yet) | **$(fmt "$scheduler_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
+| 4 | catch-up of pond-reporting (all three streams into its fact tables) | **$(fmt "$reporting_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
 | 6 | peak RSS (VmHWM) of pond-ingest | **$rss_all MiB** after NNG and HTTP ($rss_nng MiB after the NNG rounds) | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
-| 6 | peak RSS (VmHWM) of pond-tagging | **$rss_tagging MiB** after its catch-up and the end-to-end run | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
+| 6 | peak RSS (VmHWM) of pond-tagging, pond-scheduler, pond-reporting after their catch-up and the end-to-end run | **$rss_tagging / $rss_scheduler / $rss_reporting MiB** | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
 | 7 | CPU per 1M events, pond-ingest (user + system) | **$(calc "$ingest_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** over NNG; $(calc "$http_cpu" | awk '{ printf "%.1f", $1 }') CPU-s over HTTP | — | — | — | — |
-| 7 | CPU per 1M events, pond-tagging during its catch-up | **$(calc "$tagging_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (start-up included) | — | — | — | — |
+| 7 | CPU per 1M events during catch-up (start-up included): pond-tagging, pond-scheduler, pond-reporting | **$(calc "$tagging_cpu" | awk '{ printf "%.1f", $1 }') / $(calc "$scheduler_cpu" | awk '{ printf "%.1f", $1 }') / $(calc "$reporting_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** | — | — | — | — |
 | 7 | CPU per 1M records, bench consumer during catch-up | **$(calc "$consumer_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** (decode + one row per batch; start-up included) | — | — | — | — |
 
 Where ingest's batches spend their time inside PostgreSQL in the NNG rounds
