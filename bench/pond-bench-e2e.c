@@ -75,8 +75,9 @@ event_index(const char *id)
 	return ((long)(c * per_client + n));
 }
 
-static const char *channels[] = {"package_card", "sms", "ai_call", "article",
-                                 "douyin", "store_poster", "referral"};
+static const char *channels[] = {"package_card", "sms",    "ai_call",
+                                 "article",      "douyin", "store_poster",
+                                 "referral"};
 
 /* send_batch publishes events [first, first + n) of cl and notes the ack
  * time of each accepted one. */
@@ -102,9 +103,9 @@ send_batch(client *cl, nng_socket sock, size_t first, size_t n)
 		         cl->index, first + i);
 		pond__event__init(&evs[i]);
 		pond__contact_added__init(&ca[i]);
-		ca[i].channel = (char *)channels[(first + i) %
-		                                 (sizeof(channels) /
-		                                  sizeof(channels[0]))];
+		ca[i].channel =
+		        (char *)channels[(first + i) % (sizeof(channels) /
+		                                        sizeof(channels[0]))];
 		evs[i].event_id = ids[i];
 		evs[i].customer_key = ids[i];
 		evs[i].occurred_at = &at;
@@ -122,8 +123,8 @@ send_batch(client *cl, nng_socket sock, size_t first, size_t n)
 	pond__ingest_batch__pack(&b, buf);
 	rv = nng_send(sock, buf, len, 0);
 	free(buf);
-	if (rv != 0 || (rv = nng_recv(sock, &reply, &rlen, NNG_FLAG_ALLOC)) !=
-	                       0) {
+	if (rv != 0 ||
+	    (rv = nng_recv(sock, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
 		fprintf(stderr, "client %u: %s\n", cl->index,
 		        nng_strerror(rv));
 		return (-1);
@@ -154,7 +155,8 @@ client_main(void *arg)
 {
 	client *cl = arg;
 	nng_socket sock = NNG_SOCKET_INITIALIZER;
-	double tick = (double)opt_batch * (double)opt_clients / (double)opt_rate;
+	double tick =
+	        (double)opt_batch * (double)opt_clients / (double)opt_rate;
 	int rv;
 
 	if ((rv = nng_req0_open(&sock)) != 0 ||
@@ -320,7 +322,8 @@ main(int argc, char **argv)
 	        {"run", false, &opt_run, "event id prefix, distinct per run"},
 	};
 	client cls[BENCH_MAX_CLIENTS];
-	listener tags = {.stream = "tag_changes"}, touches = {.stream = "touches"};
+	listener tags = {.stream = "tag_changes"},
+	         touches = {.stream = "touches"};
 	size_t total, acked = 0;
 	double secs;
 

@@ -97,7 +97,8 @@ demo_window(pond_cli *cli, const char *days_s, const char *start_s,
 /* demo_setup defines the tag rules and campaigns, or says why not. */
 static void
 demo_setup(const char *token, const char *tagging_url,
-           const char *scheduler_url)
+           const char *scheduler_url, const char *reporting_url,
+           const demo_opts *d)
 {
 	pond_time festival;
 	int rv;
@@ -130,6 +131,16 @@ demo_setup(const char *token, const char *tagging_url,
 		fprintf(stderr, "demo: %d campaigns could not be defined\n",
 		        rv);
 	}
+	rv = demo_setup_goals(reporting_url, token, d->start, d->end);
+	if (rv < 0) {
+		fprintf(stderr,
+		        "demo: reporting does not answer at %s: goals "
+		        "skipped\n",
+		        reporting_url);
+	} else {
+		fprintf(stderr, "demo: goals set%s\n",
+		        rv > 0 ? " (some were refused, see above)" : "");
+	}
 }
 
 /* demo_publish sends the events and prints the totals. */
@@ -161,6 +172,7 @@ demo_run(pond_cli *cli, int argc, char **argv)
 	const char *admin = getenv("POND_ADMIN_TOKEN");
 	const char *tagging_url = "http://127.0.0.1:8401";
 	const char *scheduler_url = "http://127.0.0.1:8402";
+	const char *reporting_url = "http://127.0.0.1:8403";
 	const pond_cli_opt opts[] = {
 	        {"--seed", &seed_s, NULL},
 	        {"--customers", &size_s, NULL},
@@ -171,6 +183,7 @@ demo_run(pond_cli *cli, int argc, char **argv)
 	        {"--admin-token", &admin, NULL},
 	        {"--tagging-url", &tagging_url, NULL},
 	        {"--scheduler-url", &scheduler_url, NULL},
+	        {"--reporting-url", &reporting_url, NULL},
 	        {"--out", &out, NULL},
 	};
 	demo_opts d = {0};
@@ -224,7 +237,7 @@ demo_run(pond_cli *cli, int argc, char **argv)
 		json_decref(root);
 		return (rv);
 	}
-	demo_setup(admin, tagging_url, scheduler_url);
+	demo_setup(admin, tagging_url, scheduler_url, reporting_url, &d);
 	rv = demo_publish(url != NULL && *url != '\0' ? url
 	                                              : "tcp://127.0.0.1:7400",
 	                  token, list);
@@ -237,9 +250,9 @@ static const pond_cli_command demo_commands[] = {
          "[--seed N] [--customers small|medium|large|N] [--days D] "
          "[--start YYYY-MM-DD] [--url URL] [--token TOKEN] "
          "[--admin-token TOKEN] [--tagging-url URL] [--scheduler-url URL] "
-         "[--out FILE]",
-         "publish a simulated brand's traffic; define demo tag rules and "
-         "campaigns",
+         "[--reporting-url URL] [--out FILE]",
+         "publish a simulated brand's traffic; define demo tag rules, "
+         "campaigns and goals",
          demo_run},
 };
 POND_CLI_COMMANDS(demo_commands)

@@ -54,4 +54,10 @@ int demo_setup_rules(const char *base_url, const char *token);
 int demo_setup_campaigns(const char *base_url, const char *token,
                          pond_time festival_at);
 
+/* demo_setup_goals sets the demo's three SMART goals on reporting
+ * (base_url), their baseline the first 30 days of [start, end); returns
+ * -1 when reporting does not answer, else how many it refused. */
+int demo_setup_goals(const char *base_url, const char *token, pond_time start,
+                     pond_time end);
+
 #endif

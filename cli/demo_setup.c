@@ -4,8 +4,12 @@
  * campaigns on the scheduler (POST /v1/campaigns, section 3), both with an
  * admin token, through the services' own HTTP APIs as an operator would.
  *
- * Both are safe to repeat: a PUT replaces a rule with the same one, and a
- * campaign whose name the scheduler already lists is not created again.
+ * It also sets three SMART goals on reporting (PUT /v1/goals/ID, section
+ * 4), measured against the first month of the demo's window.
+ *
+ * All are safe to repeat: a PUT replaces a rule or a goal with the same
+ * one, and a campaign whose name the scheduler already lists is not
+ * created again.
  * Requests go through the CLI's HTTP client (pond_cli_http, cli/http.c).
  */
 #include <stdio.h>
@@ -237,5 +241,57 @@ demo_setup_campaigns(const char *base_url, const char *token,
 	}
 	json_decref(list);
 	json_decref(have);
+	return (failed);
+}
+
+int
+demo_setup_goals(const char *base_url, const char *token, pond_time start,
+                 pond_time end)
+{
+	char b_from[40], b_to[40], from[40], deadline[40];
+	int failed = 0;
+
+	/* Baseline: the window's first 30 days; the goals run from its last
+	 * 30 days to 30 days after it. */
+	pond_time_format_rfc3339(start, b_from, sizeof(b_from));
+	pond_time_format_rfc3339(start + 30 * POND_USEC_PER_DAY, b_to,
+	                         sizeof(b_to));
+	pond_time_format_rfc3339(end - 30 * POND_USEC_PER_DAY, from,
+	                         sizeof(from));
+	pond_time_format_rfc3339(end + 30 * POND_USEC_PER_DAY, deadline,
+	                         sizeof(deadline));
+	static const struct {
+		const char *id, *spec;
+	} goals[] = {
+	        {"more-customers",
+	         "\"metric\": \"acquisition.new_customers\", \"params\": "
+	         "{}, \"target_change\": 0.2"},
+	        {"repurchase",
+	         "\"metric\": \"repurchase.repurchase_rate\", \"params\": "
+	         "{}, \"target_change\": 0.25"},
+	        {"cheaper-douyin",
+	         "\"metric\": \"acquisition.full_cac_fen\", \"params\": "
+	         "{\"channel\": \"douyin\"}, \"target_change\": -0.2"},
+	};
+	for (size_t i = 0; i < POND_CLI_NELEM(goals); i++) {
+		char path[64], *body = NULL;
+		int rv;
+
+		snprintf(path, sizeof(path), "/v1/goals/%s", goals[i].id);
+		if (asprintf(&body,
+		             "{%s, \"baseline_from\": \"%s\", "
+		             "\"baseline_to\": \"%s\", \"from\": \"%s\", "
+		             "\"deadline\": \"%s\"}",
+		             goals[i].spec, b_from, b_to, from,
+		             deadline) < 0) {
+			return (-1);
+		}
+		rv = setup_call(base_url, "PUT", path, token, body, NULL);
+		free(body);
+		if (rv < 0) {
+			return (-1);
+		}
+		failed += rv != 0;
+	}
 	return (failed);
 }
