@@ -71,23 +71,13 @@ campaigns_list(pond_cli *cli, int argc, char **argv)
 {
 	static const char *const cols[] = {"ID",     "NAME", "TRIGGER",
 	                                   "STATUS", "USED", "QUOTA"};
-	PGresult *res;
-	PGconn *conn;
-	int rv;
 
-	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, NULL, 0, 0)) != 0 ||
-	    (rv = pond_cli_connect(cli, &conn)) != 0) {
-		return (rv);
-	}
-	if (pond_pq_query(conn, &res,
-	                  "SELECT id, name, trigger_kind || ':' || "
-	                  "trigger_value, CASE WHEN paused THEN 'paused' "
-	                  "ELSE 'active' END, used, quota FROM campaigns "
-	                  "ORDER BY created_at, id",
-	                  0, NULL) != 0) {
-		return (pond_cli_fail("cannot read the campaigns"));
-	}
-	return (pond_cli_print_result(res, 6, cols, "lllrrr"));
+	return (pond_cli_list(cli, argc, argv,
+	                      "SELECT id, name, trigger_kind || ':' || "
+	                      "trigger_value, CASE WHEN paused THEN 'paused' "
+	                      "ELSE 'active' END, used, quota FROM campaigns "
+	                      "ORDER BY created_at, id",
+	                      6, cols, "lllrrr", "campaigns"));
 }
 
 /* campaigns_one runs show, pause or resume on the ID argument. */

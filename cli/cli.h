@@ -152,6 +152,14 @@ int pond_cli_table_result(pond_cli_table *t,
 int pond_cli_print_result(PGresult *res, size_t ncols,
                           const char *const *headers, const char *align);
 
+/* pond_cli_list runs a command that takes no arguments and prints one
+ * query's rows as a table: parses argv (none allowed), connects, runs sql
+ * and prints it as pond_cli_print_result does; what names the rows in the
+ * failure message ("cannot read the WHAT"). */
+int pond_cli_list(pond_cli *cli, int argc, char **argv, const char *sql,
+                  size_t ncols, const char *const *headers, const char *align,
+                  const char *what);
+
 /* pond_cli_table_print writes the header and the rows to out. */
 void pond_cli_table_print(const pond_cli_table *t, FILE *out);
 

@@ -157,19 +157,11 @@ out:
 static int
 cli_list(pond_cli *cli, const cli_kind *kind, int argc, char **argv)
 {
-	PGresult *res;
-	PGconn *conn;
-	int rv;
+	char what[64];
 
-	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, NULL, 0, 0)) != 0 ||
-	    (rv = pond_cli_connect(cli, &conn)) != 0) {
-		return (rv);
-	}
-	if (pond_pq_query(conn, &res, kind->list_sql, 0, NULL) != 0) {
-		return (pond_cli_fail("cannot read the %ss", kind->noun));
-	}
-	return (pond_cli_print_result(res, kind->list_cols, kind->list_headers,
-	                              kind->list_align));
+	snprintf(what, sizeof(what), "%ss", kind->noun);
+	return (pond_cli_list(cli, argc, argv, kind->list_sql, kind->list_cols,
+	                      kind->list_headers, kind->list_align, what));
 }
 
 static int

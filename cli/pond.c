@@ -426,6 +426,25 @@ pond_cli_table_free(pond_cli_table *t)
 }
 
 int
+pond_cli_list(pond_cli *cli, int argc, char **argv, const char *sql,
+              size_t ncols, const char *const *headers, const char *align,
+              const char *what)
+{
+	PGresult *res;
+	PGconn *conn = NULL;
+	int rv;
+
+	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, NULL, 0, 0)) != 0 ||
+	    (rv = pond_cli_connect(cli, &conn)) != 0) {
+		return (rv);
+	}
+	if (pond_pq_query(conn, &res, sql, 0, NULL) != 0) {
+		return (pond_cli_fail("cannot read the %s", what));
+	}
+	return (pond_cli_print_result(res, ncols, headers, align));
+}
+
+int
 pond_cli_print_result(PGresult *res, size_t ncols, const char *const *headers,
                       const char *align)
 {

@@ -25,22 +25,12 @@ static int
 rules_list(pond_cli *cli, int argc, char **argv)
 {
 	static const char *const cols[] = {"TAG", "UPDATED_AT", "CONDITION"};
-	PGresult *res;
-	PGconn *conn;
-	int rv;
 
-	if ((rv = pond_cli_parse(cli, argc, argv, NULL, 0, NULL, 0, 0)) != 0 ||
-	    (rv = pond_cli_connect(cli, &conn)) != 0) {
-		return (rv);
-	}
-	if (pond_pq_query(conn, &res,
-	                  "SELECT tag, to_char(updated_at AT TIME ZONE 'UTC', "
-	                  "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), condition::text "
-	                  "FROM tag_rules ORDER BY tag",
-	                  0, NULL) != 0) {
-		return (pond_cli_fail("cannot read the tag rules"));
-	}
-	return (pond_cli_print_result(res, 3, cols, "lll"));
+	return (pond_cli_list(cli, argc, argv,
+	                      "SELECT tag, to_char(updated_at AT TIME ZONE "
+	                      "'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	                      "condition::text FROM tag_rules ORDER BY tag",
+	                      3, cols, "lll", "tag rules"));
 }
 
 /* rules_write runs sql (one row back) and the version bump in one

@@ -379,6 +379,16 @@ Test(scheduler_rules, cli_reads_the_same_json)
 	const char *pause[] = {"pond", "campaigns", "pause", "rebuy", NULL};
 	cr_assert_eq(pond_test_run(pause, env, "sched-cli-run", NULL), 0);
 	cr_assert_eq(sw_sql_int(&w, "SELECT paused::int FROM campaigns"), 1);
+	/* The list shows it paused; an argument it takes none of is
+	 * refused. */
+	const char *list[] = {"pond", "campaigns", "list", NULL};
+	cr_assert_eq(pond_test_run(list, env, "sched-cli-run", &out), 0);
+	cr_assert_not_null(strstr(out, "rebuy"), "%s", out);
+	cr_assert_not_null(strstr(out, "tag_added:repurchase_due"), "%s", out);
+	cr_assert_not_null(strstr(out, "paused"), "%s", out);
+	free(out);
+	const char *list_extra[] = {"pond", "campaigns", "list", "x", NULL};
+	cr_assert_eq(pond_test_run(list_extra, env, "sched-cli-run", NULL), 2);
 	/* A spec the API refuses the CLI refuses too. */
 	cr_assert_not_null(f = fopen(path, "w"));
 	fprintf(f, "{\"name\": \"x\", \"channel\": \"sms\", \"template\": "
