@@ -51,6 +51,29 @@ setup_call(const char *base_url, const char *method, const char *path,
 	return (0);
 }
 
+/* setup_put PUTs body (freed here; NULL: out of memory) at PREFIX/ID and
+ * counts a refusal in *failed; returns -1 when there was no answer (or no
+ * memory), else 0. */
+static int
+setup_put(const char *base_url, const char *token, const char *prefix,
+          const char *id, char *body, int *failed)
+{
+	char path[128];
+	int rv;
+
+	if (body == NULL) {
+		return (-1);
+	}
+	snprintf(path, sizeof(path), "%s/%s", prefix, id);
+	rv = setup_call(base_url, "PUT", path, token, body, NULL);
+	free(body);
+	if (rv < 0) {
+		return (-1);
+	}
+	*failed += rv != 0;
+	return (0);
+}
+
 /* The demo's tag rules: conditions of API.md section 5 an operator of
  * this brand would write. */
 static const struct {
@@ -85,21 +108,15 @@ demo_setup_rules(const char *base_url, const char *token)
 	int failed = 0;
 
 	for (size_t i = 0; i < POND_CLI_NELEM(setup_rules); i++) {
-		char path[128], *body = NULL;
-		int rv;
-
-		snprintf(path, sizeof(path), "/v1/tag-rules/%s",
-		         setup_rules[i].tag);
+		char *body = NULL;
 		if (asprintf(&body, "{\"condition\": %s}",
 		             setup_rules[i].condition) < 0) {
+			body = NULL;
+		}
+		if (setup_put(base_url, token, "/v1/tag-rules",
+		              setup_rules[i].tag, body, &failed) != 0) {
 			return (-1);
 		}
-		rv = setup_call(base_url, "PUT", path, token, body, NULL);
-		free(body);
-		if (rv < 0) {
-			return (-1);
-		}
-		failed += rv != 0;
 	}
 	return (failed);
 }
@@ -274,24 +291,19 @@ demo_setup_goals(const char *base_url, const char *token, pond_time start,
 	         "{\"channel\": \"douyin\"}, \"target_change\": -0.2"},
 	};
 	for (size_t i = 0; i < POND_CLI_NELEM(goals); i++) {
-		char path[64], *body = NULL;
-		int rv;
-
-		snprintf(path, sizeof(path), "/v1/goals/%s", goals[i].id);
+		char *body = NULL;
 		if (asprintf(&body,
 		             "{%s, \"baseline_from\": \"%s\", "
 		             "\"baseline_to\": \"%s\", \"from\": \"%s\", "
 		             "\"deadline\": \"%s\"}",
 		             goals[i].spec, b_from, b_to, from,
 		             deadline) < 0) {
+			body = NULL;
+		}
+		if (setup_put(base_url, token, "/v1/goals", goals[i].id, body,
+		              &failed) != 0) {
 			return (-1);
 		}
-		rv = setup_call(base_url, "PUT", path, token, body, NULL);
-		free(body);
-		if (rv < 0) {
-			return (-1);
-		}
-		failed += rv != 0;
 	}
 	return (failed);
 }
