@@ -30,13 +30,18 @@ OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 else ifeq ($(BUILD),debug)
 OPT := -O0 -g
+else ifeq ($(BUILD),fuzz)
+# libFuzzer instruments everything it links; only fuzz/ targets get main.
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 else
-$(error BUILD must be release, asan or debug)
+$(error BUILD must be release, asan, debug or fuzz)
 endif
 
 CFLAGS := $(CSTD) $(WARN) $(OPT) $(INCS) -pthread
 LDFLAGS := $(OPT) -pthread
-LIBS := -lnng -lprotobuf-c -lpq -luv -ljansson -lmicrohttpd -lm
+LIBS := -lnng -lprotobuf-c -lpq -luv -ljansson -lmicrohttpd -lcrypto -lm
 # Generated protobuf-c code is not ours to warn about.
 GENFLAGS := $(CSTD) $(OPT) $(INCS) -w
 
@@ -125,6 +130,16 @@ $(BENCH_BINS): $(O)/bin/%: $(O)/obj/bench/%.o $(BENCH_LIB_OBJ) $(LIBPOND)
 
 PROGRAMS := $(SERVICE_BINS) $(O)/bin/pond
 
+# libFuzzer targets (fuzz/NAME.c -> bin/NAME, BUILD=fuzz only), linked with
+# every service's objects like the test binary.
+FUZZ_SRC := $(sort $(wildcard fuzz/*.c))
+FUZZ_BINS := $(FUZZ_SRC:fuzz/%.c=$(O)/bin/%)
+
+$(O)/obj/fuzz/%.o: CFLAGS += $(SERVICES:%=-Iservices/%)
+$(FUZZ_BINS): $(O)/bin/%: $(O)/obj/fuzz/%.o $(SERVICE_LIBOBJ) $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
 # --- tests ------------------------------------------------------------------
 # One Criterion binary holds every suite, so a run ends with one summary line.
 TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c))
@@ -138,7 +153,7 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 
 # --- top-level targets --------------------------------------------------------
 .PHONY: all deps test test-build run bench bench-build images test-compose \
-	format format-check clean
+	format format-check clean fuzz fuzz-build fuzz-ci sql-check
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -149,6 +164,7 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory BUILD=asan test-build
 	$(MAKE) --no-print-directory format-check
+	$(MAKE) --no-print-directory sql-check
 	sh tests/run.sh build/asan
 
 # The load generators are built with the tests too, so that they keep
@@ -180,6 +196,26 @@ test-compose: deps images
 	$(MAKE) --no-print-directory BUILD=release all
 	sh tests/compose/run.sh build/release
 
+# fuzz: each libFuzzer target for FUZZ_TIME seconds (default 600), one at a
+# time under nice, from the seed corpus in fuzz/corpus/NAME; new inputs go
+# to build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/. fuzz-ci: the
+# seeds and the regression inputs, then 20 s of each target.
+FUZZ_TIME ?= 600
+
+fuzz: deps
+	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	FUZZ_TIME=$(FUZZ_TIME) sh mk/fuzz.sh build/fuzz
+
+fuzz-ci: deps
+	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	FUZZ_TIME=20 sh mk/fuzz.sh build/fuzz
+
+fuzz-build: $(FUZZ_BINS)
+
+# sql-check: no SQL text is built from input (mk/sql-check.sh).
+sql-check:
+	@sh mk/sql-check.sh --self-test && sh mk/sql-check.sh
+
 format:
 	clang-format -i $(C_FILES)
 
@@ -190,6 +226,6 @@ clean:
 	rm -rf build
 
 -include $(COMMON_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
-	$(TOOL_SRC:%.c=$(O)/obj/%.d) \
+	$(TOOL_SRC:%.c=$(O)/obj/%.d) $(FUZZ_SRC:%.c=$(O)/obj/%.d) \
 	$(BENCH_SRC:%.c=$(O)/obj/%.d) $(BENCH_LIB_OBJ:.o=.d) \
 	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d))
