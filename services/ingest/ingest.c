@@ -567,6 +567,11 @@ ingest_start(pond_service *svc)
 	}
 	pond_log_info("listening", "nng=%s events_pub=%s",
 	              pond_rep_url(ig->rep), ig->conf.pub_url);
+	if (ig->conf.pii_key == NULL || *ig->conf.pii_key == '\0') {
+		pond_log_warn("pii_key_unset",
+		              "hint=\"set POND_PII_KEY: aliases are hashed "
+		              "with an empty, public key\"");
+	}
 	return (POND_OK);
 }
 

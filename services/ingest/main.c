@@ -20,6 +20,10 @@ static const pond_config_var ingest_vars[] = {
                       1, 64,
                       "transactions settling batches at once; batches that "
                       "arrive meanwhile are settled together"),
+        POND_CONF_SECRET("POND_PII_KEY", ingest_config, pii_key, "",
+                         "key of the HMAC-SHA256 that alias values (phone "
+                         "numbers, openids) are stored as; gateways hold "
+                         "the same key. Set it: empty is a public key"),
 };
 
 int

@@ -11,6 +11,7 @@
 
 #include "http.h"
 #include "ingest.h"
+#include "token.h"
 
 #define NOW INT64_C(1767225600000000) /* 2026-01-01T00:00:00Z */
 
@@ -75,4 +76,16 @@ Test(security_units, bearer_value_takes_one_word)
 	cr_assert_null(pond_http_bearer_value("Bearerapi_abc", &len));
 	cr_assert_null(pond_http_bearer_value("Bearer a b", &len));
 	cr_assert_null(pond_http_bearer_value("Basic YWxhZGRpbjpvcGVu", &len));
+}
+
+/* RFC 4231, test case 2: HMAC-SHA256 with key "Jefe" of "what do ya want
+ * for nothing?" (the published answer, not one computed here). */
+Test(security_units, pii_hash_is_hmac_sha256_hex)
+{
+	char out[POND_PII_HASH_LEN + 1];
+	const char *msg = "what do ya want for nothing?";
+
+	cr_assert_eq(pond_pii_hash("Jefe", 4, msg, strlen(msg), out), 0);
+	cr_assert_str_eq(out, "5bdcc146bf60754e6a042426089575c7"
+	                      "5a003f089d2739839dec58b964ec3843");
 }
