@@ -147,6 +147,8 @@ typedef struct ingest_config {
 	int64_t contexts;   /* POND_INGEST_CONTEXTS */
 	int64_t store_jobs; /* POND_INGEST_STORE_JOBS */
 	char *pii_key;      /* POND_PII_KEY */
+	char *tls_cert;     /* POND_TLS_CERT */
+	char *tls_key;      /* POND_TLS_KEY */
 } ingest_config;
 
 typedef struct ingest {

@@ -24,6 +24,11 @@ static const pond_config_var ingest_vars[] = {
                          "key of the HMAC-SHA256 that alias values (phone "
                          "numbers, openids) are stored as; gateways hold "
                          "the same key. Set it: empty is a public key"),
+        POND_CONF_STR("POND_TLS_CERT", ingest_config, tls_cert, "",
+                      "PEM certificate (chain) for a tls+tcp:// "
+                      "POND_INGEST_URL"),
+        POND_CONF_STR("POND_TLS_KEY", ingest_config, tls_key, "",
+                      "PEM private key of POND_TLS_CERT"),
 };
 
 int

@@ -18,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
 #include "harness.h"
 #include "ingest_client.h"
 #include "token.h"
@@ -249,10 +253,13 @@ Test(security, a_role_is_refused_another_services_tables)
 	pond_test_db_drop(dsn);
 }
 
-/* ic_restart_as stops svc and starts pond-ingest again on the same store,
- * ports and clock, logged in as login_role. */
+/* restart stops svc and starts pond-ingest again on the same store, HTTP
+ * port and clock: as login_role (NULL: as before), listening on nng_url
+ * (NULL: as before), with extra (NULL-terminated, or NULL) added to its
+ * environment. */
 static void
-ic_restart_as(ic_service *svc, const char *login_role, const char *log_name)
+restart(ic_service *svc, const char *login_role, const char *nng_url,
+        const char *const *extra, const char *log_name)
 {
 	char e_dsn[POND_TEST_DSN_LEN + 64], e_port[32], e_url[96], e_pub[96];
 	char e_clock[PATH_MAX + 32];
@@ -261,8 +268,12 @@ ic_restart_as(ic_service *svc, const char *login_role, const char *log_name)
 
 	cr_assert_eq(ic_stop(svc), 0);
 	/* In a libpq conninfo string the last user= wins. */
-	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s user=%s", svc->dsn,
-	         login_role);
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s%s%s", svc->dsn,
+	         login_role != NULL ? " user=" : "",
+	         login_role != NULL ? login_role : "");
+	if (nng_url != NULL) {
+		snprintf(svc->nng_url, sizeof(svc->nng_url), "%s", nng_url);
+	}
 	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", svc->http_port);
 	snprintf(e_url, sizeof(e_url), "POND_INGEST_URL=%s", svc->nng_url);
 	snprintf(e_pub, sizeof(e_pub), "POND_EVENTS_PUB_URL=%s", svc->pub_url);
@@ -273,7 +284,10 @@ ic_restart_as(ic_service *svc, const char *login_role, const char *log_name)
 	env[n++] = e_pub;
 	env[n++] = e_clock;
 	env[n++] = "POND_HTTP_ADDR=127.0.0.1";
-	env[n++] = "POND_PII_KEY=" PII_KEY;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		cr_assert(n < sizeof(env) / sizeof(env[0]) - 1);
+		env[n++] = extra[i];
+	}
 	env[n] = NULL;
 	snprintf(svc->log_name, sizeof(svc->log_name), "%s", log_name);
 	svc->proc = pond_test_spawn("pond-ingest", env, log_name);
@@ -317,7 +331,7 @@ Test(security, phone_aliases_are_stored_keyed_hashed_only, .timeout = 120)
 	sql = strf("CREATE ROLE %s LOGIN IN ROLE pond_ingest", login);
 	pond_test_sql_exec(svc.dsn, sql);
 	free(sql);
-	ic_restart_as(&svc, login, "security-pii-role");
+	restart(&svc, login, NULL, env, "security-pii-role");
 
 	/* e1 links the phone to c1; e2 has no key and is resolved by it; e3
 	 * is rejected (no occurred_at) with the phone in its bytes. */
@@ -394,4 +408,199 @@ Test(security, phone_aliases_are_stored_keyed_hashed_only, .timeout = 120)
 	pond_test_db_drop(svc.dsn);
 	free(sql);
 	free(login);
+}
+
+/* nng_call sends len bytes on a REQ socket already dialed and returns the
+ * ack, or NULL when no answer came within the socket's timeout. */
+static Pond__IngestAck *
+nng_call(nng_socket sock, const void *req, size_t len)
+{
+	nng_msg *msg;
+	Pond__IngestAck *ack;
+
+	cr_assert_eq(nng_send(sock, (void *)req, len, 0), 0);
+	if (nng_recvmsg(sock, &msg, 0) != 0) {
+		return (NULL);
+	}
+	ack = pond__ingest_ack__unpack(NULL, nng_msg_len(msg),
+	                               nng_msg_body(msg));
+	nng_msg_free(msg);
+	cr_assert_not_null(ack, "the answer is not an IngestAck");
+	return (ack);
+}
+
+/* A message over the socket limit (twice the 4 MiB batch limit, so a
+ * batch slightly over gets its batch_error) is never read into memory
+ * whole: NNG drops it and the connection, the publisher hears nothing,
+ * and the service goes on answering. Under it, the parser answers
+ * too_large. */
+Test(security, oversized_messages_are_cut_at_the_socket, .timeout = 120)
+{
+	ic_service svc;
+	ic_nng nng;
+	ic_batch batch = {0};
+	Pond__IngestAck *ack;
+	size_t big = (size_t)9 << 20; /* 9 MiB > 2 x 4 MiB */
+	uint8_t *junk = calloc(1, big);
+
+	cr_assert_not_null(junk);
+	ic_start(&svc, "security-limits", NULL);
+	ic_nng_open(&nng, svc.nng_url, 3000);
+	/* What the bytes are does not matter: the size is seen first. */
+	cr_assert_null(nng_call(nng.sock, junk, big),
+	               "a 9 MiB message was answered");
+	ic_nng_close(&nng);
+
+	/* 5 MiB: read, and refused by the parser. */
+	ic_nng_open(&nng, svc.nng_url, IC_TIMEOUT_MS);
+	ack = nng_call(nng.sock, junk, (size_t)5 << 20);
+	cr_assert_not_null(ack);
+	cr_assert_not_null(ack->batch_error);
+	cr_assert_str_eq(ack->batch_error->code, "too_large");
+	ic_ack_free(ack);
+
+	/* Still serving. */
+	ic_batch_add_json(&batch,
+	                  "{\"event_id\": \"e1\", \"customer_key\": \"c1\", "
+	                  "\"occurred_at\": \"" IC_EVENT_TIME
+	                  "\", \"interaction\": {\"kind\": \"message\"}}");
+	ack = ic_nng_send(&nng, &batch, svc.token);
+	cr_assert_str_eq(ic_ack_result(ack, 0).status, "accepted");
+	ic_ack_free(ack);
+	ic_batch_free(&batch);
+	ic_nng_close(&nng);
+	free(junk);
+	cr_assert_eq(ic_stop(&svc), 0);
+	pond_test_db_drop(svc.dsn);
+}
+
+/* An HTTP body sent chunked (no Content-Length to refuse it by) is cut at
+ * 4 MiB too: 413 once it has all arrived, nothing stored. */
+Test(security, chunked_http_body_over_the_limit_gets_413, .timeout = 120)
+{
+	ic_service svc;
+	pond_test_http_resp resp;
+	size_t chunk = (size_t)1 << 20, nchunks = 5, len = 0;
+	char *req = malloc(nchunks * (chunk + 16) + 1024);
+
+	cr_assert_not_null(req);
+	ic_start(&svc, "security-chunked", NULL);
+	len += (size_t)sprintf(req,
+	                       "POST /v1/events HTTP/1.1\r\nHost: x\r\n"
+	                       "Authorization: Bearer %s\r\n"
+	                       "Transfer-Encoding: chunked\r\n"
+	                       "Connection: close\r\n\r\n",
+	                       svc.token);
+	for (size_t i = 0; i < nchunks; i++) {
+		len += (size_t)sprintf(req + len, "%zx\r\n", chunk);
+		memset(req + len, ' ', chunk);
+		len += chunk;
+		len += (size_t)sprintf(req + len, "\r\n");
+	}
+	len += (size_t)sprintf(req + len, "0\r\n\r\n");
+	cr_assert_eq(pond_test_http_raw(svc.http_port, req, len, &resp), 0);
+	cr_assert_eq(resp.status, 413, "%d %s", resp.status, resp.body);
+	pond_test_http_resp_free(&resp);
+	cr_assert_eq(pond_test_sql_int(svc.dsn, "SELECT count(*) FROM events"),
+	             0);
+	free(req);
+	cr_assert_eq(ic_stop(&svc), 0);
+	pond_test_db_drop(svc.dsn);
+}
+
+/* tls+tcp:// (NNG's TLS transport, mbedTLS in Debian's libnng 1.5.2): a
+ * self-signed certificate made here by openssl; a publisher that trusts
+ * it gets its batch acked, one that speaks plain TCP gets nothing. */
+Test(security, ingest_over_tls_with_a_self_signed_certificate, .timeout = 120)
+{
+	ic_service svc;
+	char dir[PATH_MAX], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+	char e_cert[PATH_MAX + 32], e_key[PATH_MAX + 32], url[64];
+	const char *const env[] = {e_cert, e_key, NULL};
+	nng_socket sock;
+	nng_dialer d;
+	nng_tls_config *cfg;
+	ic_batch batch = {0};
+	ic_bytes packed;
+	Pond__IngestAck *ack;
+	uint16_t port;
+
+	snprintf(dir, sizeof(dir), "%s/security-tls.XXXXXX",
+	         pond_test_artifacts_dir());
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	const char *const openssl[] = {"/usr/bin/openssl",
+	                               "req",
+	                               "-x509",
+	                               "-newkey",
+	                               "ec",
+	                               "-pkeyopt",
+	                               "ec_paramgen_curve:prime256v1",
+	                               "-nodes",
+	                               "-keyout",
+	                               key,
+	                               "-out",
+	                               cert,
+	                               "-days",
+	                               "2",
+	                               "-subj",
+	                               "/CN=localhost",
+	                               NULL};
+	int rc = pond_test_run(openssl, NULL, "security-tls-openssl", NULL);
+	cr_assert_eq(rc, 0, "openssl failed");
+
+	ic_start(&svc, "security-tls", NULL);
+	port = pond_test_free_port();
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%u", port);
+	snprintf(e_cert, sizeof(e_cert), "POND_TLS_CERT=%s", cert);
+	snprintf(e_key, sizeof(e_key), "POND_TLS_KEY=%s", key);
+	restart(&svc, NULL, url, env, "security-tls-ingest");
+
+	ic_batch_add_json(&batch,
+	                  "{\"event_id\": \"e1\", \"customer_key\": \"c1\", "
+	                  "\"occurred_at\": \"" IC_EVENT_TIME
+	                  "\", \"interaction\": {\"kind\": \"message\"}}");
+	packed = ic_batch_pack(&batch, svc.token);
+
+	/* A client that trusts the certificate. */
+	cr_assert_eq(nng_req0_open(&sock), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 20000), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, 0), 0);
+	cr_assert_eq(nng_dialer_create(&d, sock, url), 0);
+	cr_assert_eq(nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT), 0);
+	cr_assert_eq(nng_tls_config_ca_file(cfg, cert), 0);
+	cr_assert_eq(nng_tls_config_server_name(cfg, "localhost"), 0);
+	cr_assert_eq(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED),
+	             0);
+	cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg), 0);
+	cr_assert_eq(nng_dialer_start(d, 0), 0);
+	ack = nng_call(sock, packed.data, packed.len);
+	cr_assert_not_null(ack, "no answer over TLS");
+	cr_assert_null(ack->batch_error);
+	cr_assert_str_eq(ic_ack_result(ack, 0).status, "accepted");
+	ic_ack_free(ack);
+	nng_close(sock);
+	nng_tls_config_free(cfg);
+
+	/* Plain TCP to the TLS port: the handshake fails, no answer. */
+	char plain[64];
+	snprintf(plain, sizeof(plain), "tcp://127.0.0.1:%u", port);
+	nng_msg *msg = NULL;
+	cr_assert_eq(nng_req0_open(&sock), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 2000), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 2000), 0);
+	cr_assert_eq(nng_dial(sock, plain, NULL, NNG_FLAG_NONBLOCK), 0);
+	if (nng_send(sock, packed.data, packed.len, 0) == 0) {
+		cr_assert_neq(nng_recvmsg(sock, &msg, 0), 0,
+		              "plain TCP got an answer from the TLS port");
+	}
+	nng_close(sock);
+
+	cr_assert_eq(pond_test_sql_int(svc.dsn, "SELECT count(*) FROM events"),
+	             1);
+	ic_bytes_free(&packed);
+	ic_batch_free(&batch);
+	cr_assert_eq(ic_stop(&svc), 0);
+	pond_test_db_drop(svc.dsn);
 }
