@@ -45,17 +45,6 @@ strf(const char *fmt, ...)
 	return (s);
 }
 
-static void
-add_api_tokens(const char *dsn)
-{
-	pond_test_sql_exec(
-	        dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('adm', 'admin', sha256(convert_to('" ADMIN_TOKEN
-	        "', 'UTF8'))), ('rd', 'read', sha256(convert_to('" READ_TOKEN
-	        "', 'UTF8')))");
-}
-
 static double
 refusals(const ic_service *svc, const char *reason)
 {
@@ -81,7 +70,7 @@ Test(security, missing_and_wrong_tokens_get_401_and_are_counted,
 	Pond__IngestAck *ack;
 
 	ic_start(&svc, "security-tokens", NULL);
-	add_api_tokens(svc.dsn);
+	ic_add_api_tokens(svc.dsn, ADMIN_TOKEN, READ_TOKEN);
 	cr_assert_eq(refusals(&svc, "missing"), 0);
 	cr_assert_eq(refusals(&svc, "unknown"), 0);
 	cr_assert_eq(refusals(&svc, "role"), 0);
@@ -253,45 +242,22 @@ Test(security, a_role_is_refused_another_services_tables)
 	pond_test_db_drop(dsn);
 }
 
-/* restart stops svc and starts pond-ingest again on the same store, HTTP
- * port and clock: as login_role (NULL: as before), listening on nng_url
- * (NULL: as before), with extra (NULL-terminated, or NULL) added to its
+/* restart stops svc and starts it again: as login_role (NULL: as
+ * before), listening on nng_url (NULL: as before), with extra added to its
  * environment. */
 static void
 restart(ic_service *svc, const char *login_role, const char *nng_url,
         const char *const *extra, const char *log_name)
 {
-	char e_dsn[POND_TEST_DSN_LEN + 64], e_port[32], e_url[96], e_pub[96];
-	char e_clock[PATH_MAX + 32];
-	const char *env[16];
-	size_t n = 0;
+	char user[96];
 
 	cr_assert_eq(ic_stop(svc), 0);
-	/* In a libpq conninfo string the last user= wins. */
-	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s%s%s", svc->dsn,
-	         login_role != NULL ? " user=" : "",
-	         login_role != NULL ? login_role : "");
 	if (nng_url != NULL) {
 		snprintf(svc->nng_url, sizeof(svc->nng_url), "%s", nng_url);
 	}
-	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", svc->http_port);
-	snprintf(e_url, sizeof(e_url), "POND_INGEST_URL=%s", svc->nng_url);
-	snprintf(e_pub, sizeof(e_pub), "POND_EVENTS_PUB_URL=%s", svc->pub_url);
-	snprintf(e_clock, sizeof(e_clock), "POND_TEST_CLOCK=%s", svc->clock);
-	env[n++] = e_dsn;
-	env[n++] = e_port;
-	env[n++] = e_url;
-	env[n++] = e_pub;
-	env[n++] = e_clock;
-	env[n++] = "POND_HTTP_ADDR=127.0.0.1";
-	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
-		cr_assert(n < sizeof(env) / sizeof(env[0]) - 1);
-		env[n++] = extra[i];
-	}
-	env[n] = NULL;
-	snprintf(svc->log_name, sizeof(svc->log_name), "%s", log_name);
-	svc->proc = pond_test_spawn("pond-ingest", env, log_name);
-	pond_test_wait_ready(svc->proc, svc->http_port, "/healthz", 30000);
+	snprintf(user, sizeof(user), "user=%s",
+	         login_role != NULL ? login_role : "");
+	ic_spawn(svc, login_role != NULL ? user : NULL, extra, log_name);
 }
 
 /* file_contains reports whether the file at path holds needle. */
