@@ -42,7 +42,9 @@ CREATE TABLE role_grants (
                                               'pond_scheduler',
                                               'pond_reporting')),
     table_like text NOT NULL,
-    privileges text NOT NULL CHECK (privileges ~ '^[A-Z]+(, [A-Z]+)*$'),
+    -- "SELECT, INSERT", or with columns: "SELECT (id, name)".
+    privileges text NOT NULL
+               CHECK (privileges ~ '^[A-Z]+( \([a-z_, ]+\))?(, [A-Z]+( \([a-z_, ]+\))?)*$'),
     PRIMARY KEY (role, table_like)
 );
 
@@ -96,6 +98,9 @@ INSERT INTO role_grants (role, table_like, privileges) VALUES
     -- reporting (0004): reads the three streams and the campaigns; owns
     -- its rollups (rpt_*).
     ('pond_reporting', 'events', 'SELECT'),
+    -- Ties break by publisher name (API.md section 6): the name, never
+    -- the token hash.
+    ('pond_reporting', 'publishers', 'SELECT (id, name)'),
     ('pond_reporting', 'tag_changes', 'SELECT'),
     ('pond_reporting', 'touch_changes', 'SELECT'),
     ('pond_reporting', 'touches', 'SELECT'),
