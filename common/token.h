@@ -3,7 +3,9 @@
  *
  * A token is a prefix ("pub_", "api_") and 32 random bytes in hex. Only its
  * SHA-256 is stored (computed by PostgreSQL's sha256() in the same query
- * that looks it up, so no plain token is ever written to a table).
+ * that looks it up, so no plain token is ever written to a table). Refused
+ * credentials are counted here for every service, and PII values (alias
+ * phone numbers, openids) get their keyed hash here (docs/security.md).
  */
 #ifndef POND_TOKEN_H
 #define POND_TOKEN_H
