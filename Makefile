@@ -202,11 +202,16 @@ test-compose: deps images
 # seeds and the regression inputs, then 20 s of each target.
 FUZZ_TIME ?= 600
 
+# clang (libFuzzer) and time(1) are needed only here.
+FUZZ_DEPS := clang time
+
 fuzz: deps
+	@sh mk/deps.sh $(FUZZ_DEPS)
 	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
 	FUZZ_TIME=$(FUZZ_TIME) sh mk/fuzz.sh build/fuzz
 
 fuzz-ci: deps
+	@sh mk/deps.sh $(FUZZ_DEPS)
 	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
 	FUZZ_TIME=20 sh mk/fuzz.sh build/fuzz
 
