@@ -9,9 +9,12 @@
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
 #   make format     clang-format every C file in place
+#   make fuzz       each libFuzzer target for FUZZ_TIME CPU seconds (600);
+#                   make fuzz-ci is the short CI run (docs/reliability.md)
+#   make sql-check  no SQL built from text (run by make test)
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
-# UBSan, used by the tests) or debug. Each flavour has its own tree under
+# UBSan, used by the tests), debug or fuzz (clang, libFuzzer, ASan, UBSan). Each flavour has its own tree under
 # build/, so switching never mixes objects.
 
 BUILD ?= release
