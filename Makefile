@@ -14,8 +14,9 @@
 #   make sql-check  no SQL built from text (run by make test)
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
-# UBSan, used by the tests), debug or fuzz (clang, libFuzzer, ASan, UBSan). Each flavour has its own tree under
-# build/, so switching never mixes objects.
+# UBSan, used by the tests), debug or fuzz (clang, libFuzzer, ASan, UBSan).
+# Each flavour has its own tree under build/, so switching never mixes
+# objects.
 
 BUILD ?= release
 O := build/$(BUILD)
