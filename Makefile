@@ -13,10 +13,14 @@
 #                   (POND_FAULTS=short, the default, or long)
 #   make test-dashboard  the dashboard page in headless Chromium (mock API)
 #   make format     clang-format every C file in place
+#   make fuzz       each libFuzzer target for FUZZ_TIME CPU seconds (600);
+#                   make fuzz-ci is the short CI run (docs/reliability.md)
+#   make sql-check  no SQL built from text (run by make test)
 #
 # BUILD selects the flavour: release (default), asan (AddressSanitizer and
-# UBSan, used by the tests) or debug. Each flavour has its own tree under
-# build/, so switching never mixes objects.
+# UBSan, used by the tests), debug or fuzz (clang, libFuzzer, ASan, UBSan).
+# Each flavour has its own tree under build/, so switching never mixes
+# objects.
 
 BUILD ?= release
 O := build/$(BUILD)
@@ -34,13 +38,18 @@ OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 else ifeq ($(BUILD),debug)
 OPT := -O0 -g
+else ifeq ($(BUILD),fuzz)
+# libFuzzer instruments everything it links; only fuzz/ targets get main.
+CC := clang
+OPT := -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 else
-$(error BUILD must be release, asan or debug)
+$(error BUILD must be release, asan, debug or fuzz)
 endif
 
 CFLAGS := $(CSTD) $(WARN) $(OPT) $(INCS) -pthread
 LDFLAGS := $(OPT) -pthread
-LIBS := -lnng -lprotobuf-c -lpq -luv -ljansson -lmicrohttpd -lm
+LIBS := -lnng -lprotobuf-c -lpq -luv -ljansson -lmicrohttpd -lcrypto -lm
 # Generated protobuf-c code is not ours to warn about.
 GENFLAGS := $(CSTD) $(OPT) $(INCS) -w
 
@@ -159,6 +168,16 @@ $(BENCH_BINS): $(O)/bin/%: $(O)/obj/bench/%.o $(BENCH_LIB_OBJ) $(LIBPOND)
 
 PROGRAMS := $(SERVICE_BINS) $(O)/bin/pond
 
+# libFuzzer targets (fuzz/NAME.c -> bin/NAME, BUILD=fuzz only), linked with
+# every service's objects like the test binary.
+FUZZ_SRC := $(sort $(wildcard fuzz/*.c))
+FUZZ_BINS := $(FUZZ_SRC:fuzz/%.c=$(O)/bin/%)
+
+$(O)/obj/fuzz/%.o: CFLAGS += $(SERVICES:%=-Iservices/%)
+$(FUZZ_BINS): $(O)/bin/%: $(O)/obj/fuzz/%.o $(SERVICE_LIBOBJ) $(LIBPOND)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
 # --- tests ------------------------------------------------------------------
 # One Criterion binary holds every suite, so a run ends with one summary line.
 TEST_SRC := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/lib/*.c))
@@ -172,8 +191,9 @@ $(TEST_BIN): $(TEST_OBJ) $(SERVICE_LIBOBJ) $(LIBPOND)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
 
 # --- top-level targets --------------------------------------------------------
-.PHONY: all deps test test-build run bench bench-build images test-compose test-faults \
-	format format-check clean test-dashboard
+.PHONY: all deps test test-build run bench bench-build images test-compose \
+	test-faults format format-check clean test-dashboard fuzz fuzz-build \
+	fuzz-ci sql-check
 .DEFAULT_GOAL := all
 
 all: $(PROGRAMS)
@@ -185,6 +205,7 @@ test: deps
 	$(MAKE) --no-print-directory BUILD=asan test-build
 	$(MAKE) --no-print-directory format-check
 	$(MAKE) --no-print-directory BUILD=asan test-dashboard
+	$(MAKE) --no-print-directory sql-check
 	sh tests/run.sh build/asan
 
 # The load generators are built with the tests too, so that they keep
@@ -228,6 +249,31 @@ test-dashboard: deps $(O)/bin/pond-dashboard-serve $(NPM_STAMP)
 	POND_DASHBOARD_SERVER=$(O)/bin/pond-dashboard-serve node --test \
 		tests/dashboard/format.test.js tests/dashboard/dashboard.test.js
 
+# fuzz: each libFuzzer target for FUZZ_TIME seconds (default 600), one at a
+# time under nice, from the seed corpus in fuzz/corpus/NAME; new inputs go
+# to build/fuzz/corpus/NAME, crashes to build/fuzz/crashes/. fuzz-ci: the
+# seeds and the regression inputs, then 20 s of each target.
+FUZZ_TIME ?= 600
+
+# clang (libFuzzer) and time(1) are needed only here.
+FUZZ_DEPS := clang time
+
+fuzz: deps
+	@sh mk/deps.sh $(FUZZ_DEPS)
+	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	FUZZ_TIME=$(FUZZ_TIME) sh mk/fuzz.sh build/fuzz
+
+fuzz-ci: deps
+	@sh mk/deps.sh $(FUZZ_DEPS)
+	$(MAKE) --no-print-directory BUILD=fuzz fuzz-build
+	FUZZ_TIME=20 sh mk/fuzz.sh build/fuzz
+
+fuzz-build: $(FUZZ_BINS)
+
+# sql-check: no SQL text is built from input (mk/sql-check.sh).
+sql-check:
+	@sh mk/sql-check.sh --self-test && sh mk/sql-check.sh
+
 format:
 	clang-format -i $(C_FILES)
 
@@ -238,6 +284,6 @@ clean:
 	rm -rf build
 
 -include $(COMMON_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) \
-	$(TOOL_SRC:%.c=$(O)/obj/%.d) \
+	$(TOOL_SRC:%.c=$(O)/obj/%.d) $(FUZZ_SRC:%.c=$(O)/obj/%.d) \
 	$(BENCH_SRC:%.c=$(O)/obj/%.d) $(BENCH_LIB_OBJ:.o=.d) \
 	$(foreach s,$(SERVICES),$($(s)_OBJ:.o=.d)) $(DASH_OBJ:.o=.d)

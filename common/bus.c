@@ -16,6 +16,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,12 +32,85 @@ struct pond_bus {
 	pond_handoff handoff;
 	int objects; /* sockets that may still post */
 	bool closing;
+	nng_tls_config *tls; /* for tls+tcp:// listeners, or NULL */
 };
 
 static void
 bus_handoff_closed(pond_handoff *h)
 {
-	free(h); /* handoff is the first member of pond_bus */
+	pond_bus *bus = (pond_bus *)h; /* handoff is the first member */
+
+	if (bus->tls != NULL) {
+		nng_tls_config_free(bus->tls);
+	}
+	free(bus);
+}
+
+static int bus_nng_err(int nrv, const char *what, const char *url);
+
+/* bus_read_file reads a whole (small, PEM) file into a NUL-terminated
+ * string the caller frees, or returns NULL. */
+static char *
+bus_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		return (NULL);
+	}
+	do {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (nb == NULL || cap > ((size_t)1 << 20)) {
+				free(nb != NULL ? nb : buf);
+				fclose(f);
+				return (NULL);
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	return (buf);
+}
+
+int
+pond_bus_set_tls(pond_bus *bus, const char *cert_file, const char *key_file)
+{
+	char *cert = bus_read_file(cert_file), *key = bus_read_file(key_file);
+	nng_tls_config *cfg = NULL;
+	int nrv;
+
+	if (cert == NULL || key == NULL) {
+		pond_log_error("tls_files_unreadable", "cert=%s key=%s",
+		               cert_file, key_file);
+		free(cert);
+		free(key);
+		return (POND_EINVAL);
+	}
+	if ((nrv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER)) != 0 ||
+	    (nrv = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
+		if (cfg != NULL) {
+			nng_tls_config_free(cfg);
+		}
+		explicit_bzero(key, strlen(key));
+		free(cert);
+		free(key);
+		return (bus_nng_err(nrv, "tls_config", cert_file));
+	}
+	explicit_bzero(key, strlen(key));
+	free(cert);
+	free(key);
+	if (bus->tls != NULL) {
+		nng_tls_config_free(bus->tls);
+	}
+	bus->tls = cfg;
+	return (POND_OK);
 }
 
 static void
@@ -215,7 +289,21 @@ pond_rep_listen(pond_rep **repp, pond_bus *bus, const char *url, int nctx,
 	}
 	if ((nrv = nng_socket_set_size(rep->sock, NNG_OPT_RECVMAXSZ,
 	                               max_msg)) != 0 ||
-	    (nrv = nng_listen(rep->sock, url, &l, 0)) != 0) {
+	    (nrv = nng_listener_create(&l, rep->sock, url)) != 0) {
+		goto err;
+	}
+	if (strncmp(url, "tls+", 4) == 0 && bus->tls == NULL) {
+		nng_listener_close(l);
+		nng_close(rep->sock);
+		free(rep->reqs);
+		free(rep);
+		pond_log_error("tls_not_configured", "url=%s", url);
+		return (POND_EINVAL);
+	}
+	if ((strncmp(url, "tls+", 4) == 0 &&
+	     (nrv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, bus->tls)) !=
+	             0) ||
+	    (nrv = nng_listener_start(l, 0)) != 0) {
 		goto err;
 	}
 	/* With port 0 the kernel picked one; report the real URL. */

@@ -104,4 +104,10 @@ int pond_req_call(pond_req *req, const void *body, size_t len, int timeout_ms,
  * closes the socket. */
 void pond_req_close(pond_req *req);
 
+/* pond_bus_set_tls loads a PEM certificate (chain) and its private key:
+ * REP sockets then listening on tls+tcp:// URLs use them. A tls+tcp://
+ * listener without them fails with POND_EINVAL. */
+int pond_bus_set_tls(pond_bus *bus, const char *cert_file,
+                     const char *key_file) POND_MUSTCHECK;
+
 #endif

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "token.h"
 
 #define HTTP_MAX_CONNECTIONS 1000u
 #define HTTP_TIMEOUT_S       30u
@@ -110,11 +111,10 @@ http_kick(pond_http *h)
 	uv_timer_start(&h->timer, http_on_timer, 0, 0);
 }
 
-/* http_bearer finds the token of "Authorization: Bearer TOKEN" and its
- * length: the scheme is case-insensitive (RFC 7235), the token one word
- * (trailing blanks are left in the value by MHD). */
-static const char *
-http_bearer(const char *v, size_t *len)
+/* The scheme is case-insensitive (RFC 7235), the token one word (trailing
+ * blanks are left in the value by MHD). */
+const char *
+pond_http_bearer_value(const char *v, size_t *len)
 {
 	if (v == NULL || strncasecmp(v, "Bearer", 6) != 0 ||
 	    (v[6] != ' ' && v[6] != '\t')) {
@@ -136,10 +136,10 @@ http_req_new(pond_http *h, struct MHD_Connection *conn, const char *url,
              const char *method)
 {
 	size_t ml = strlen(method), pl = strlen(url), tl = 0;
-	const char *token =
-	        http_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	                                                "Authorization"),
-	                    &tl);
+	const char *token = pond_http_bearer_value(
+	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                    "Authorization"),
+	        &tl);
 	pond_http_req *req = calloc(1, sizeof(*req) + ml + pl + tl + 3);
 
 	if (req == NULL) {
@@ -208,19 +208,22 @@ http_path_matches(const http_route *r, const char *path)
 	                  : strcmp(path, r->path) == 0);
 }
 
-/* http_match finds the route for req: an exact path beats a prefix, a
- * longer prefix a shorter one, and HEAD falls back to GET. It returns 0,
- * or 404 / 405 with allow set to the methods the path has. */
+/* http_match finds the route for method and path: an exact path beats a
+ * prefix, a longer prefix a shorter one, and HEAD falls back to GET. It
+ * returns 0 with *route set, or 404 / 405 with allow set to the methods
+ * the path has. */
 static unsigned
-http_match(pond_http *h, pond_http_req *req, char *allow, size_t len)
+http_match(const pond_http *h, const char *method, const char *path,
+           http_route **route, char *allow, size_t len)
 {
 	uint64_t best = 0;
 	bool known = false;
 
+	*route = NULL;
 	allow[0] = '\0';
 	for (http_route *r = h->routes; r != NULL; r = r->next) {
 		uint64_t score;
-		if (!http_path_matches(r, req->path)) {
+		if (!http_path_matches(r, path)) {
 			continue;
 		}
 		known = true;
@@ -231,9 +234,9 @@ http_match(pond_http *h, pond_http_req *req, char *allow, size_t len)
 			}
 			strcat(allow, r->method);
 		}
-		if (strcmp(r->method, req->method) == 0) {
+		if (strcmp(r->method, method) == 0) {
 			score = 2;
-		} else if (strcmp(req->method, "HEAD") == 0 &&
+		} else if (strcmp(method, "HEAD") == 0 &&
 		           strcmp(r->method, "GET") == 0) {
 			score = 1;
 		} else {
@@ -242,13 +245,22 @@ http_match(pond_http *h, pond_http_req *req, char *allow, size_t len)
 		score += 4 * (r->prefix ? r->pathlen + 1 : UINT64_C(1) << 40);
 		if (score > best) {
 			best = score;
-			req->route = r;
+			*route = r;
 		}
 	}
-	if (req->route != NULL) {
+	if (*route != NULL) {
 		return (0);
 	}
 	return (known ? 405 : 404);
+}
+
+unsigned
+pond_http_match(const pond_http *h, const char *method, const char *path,
+                char *allow, size_t len)
+{
+	http_route *route;
+
+	return (http_match(h, method, path, &route, allow, len));
 }
 
 /* http_dispatch runs once the whole body is in. */
@@ -283,7 +295,8 @@ http_admit(pond_http_req *req)
 		                      "the server is shutting down");
 		return;
 	}
-	switch (http_match(h, req, allow, sizeof(allow))) {
+	switch (http_match(h, req->method, req->path, &req->route, allow,
+	                   sizeof(allow))) {
 	case 404:
 		pond_http_reply_error(req, 404, "not_found",
 		                      "no such path on this server");
@@ -715,6 +728,11 @@ pond_http_header(const pond_http_req *req, const char *name)
 const char *
 pond_http_bearer(const pond_http_req *req)
 {
+	/* Every service asks for the token here, so a request without one
+	 * is counted here (pond_auth_failures_total{reason="missing"}). */
+	if (req->bearer == NULL) {
+		pond_auth_refused(POND_AUTH_MISSING);
+	}
 	return (req->bearer);
 }
 

@@ -84,8 +84,21 @@ const char *pond_http_header(const pond_http_req *req, const char *name);
 
 /* pond_http_bearer returns the token of "Authorization: Bearer TOKEN" (the
  * scheme case-insensitive, blanks around the token ignored), or NULL when
- * the header is missing or not a single-word bearer token. */
+ * the header is missing or not a single-word bearer token (counted as a
+ * missing credential in pond_auth_failures_total). */
 const char *pond_http_bearer(const pond_http_req *req);
+
+/* pond_http_bearer_value returns the token of an Authorization header
+ * value v as pond_http_bearer does (its length in *len, not terminated),
+ * or NULL; v may be NULL. */
+const char *pond_http_bearer_value(const char *v, size_t *len);
+
+/* pond_http_match returns what routing gives a request for method and
+ * path: 0 when a route takes it, 404 for an unknown path, 405 for a known
+ * path without that method (allow, of len bytes, then lists the path's
+ * methods). */
+unsigned pond_http_match(const pond_http *h, const char *method,
+                         const char *path, char *allow, size_t len);
 
 /* pond_http_body returns the request body (NUL-terminated; len excludes
  * the NUL; "" when there is none). Valid until the reply. */

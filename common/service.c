@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "log.h"
 #include "stream.h"
+#include "token.h"
 
 typedef struct service_state {
 	pond_service svc;
@@ -335,6 +336,7 @@ service_open(pond_service *svc)
 	int rv;
 
 	if ((rv = pond_metrics_create(&svc->metrics)) != 0 ||
+	    (rv = pond_auth_register_metrics(svc->metrics)) != 0 ||
 	    (rv = pond_bus_open(&svc->bus, svc->loop)) != 0 ||
 	    (rv = pond_db_open(&svc->db, svc->loop, svc->conf.dsn,
 	                       (int)svc->conf.db_conns, svc->def->name)) !=

@@ -11,6 +11,8 @@
 #include "token.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,72 @@
 #include "log.h"
 
 #define TOKEN_RANDOM_BYTES 32
+
+/* token_refusals are the process's refused credentials by reason: one set
+ * per process, since a process is one service (they are atomic: the store
+ * threads count too). */
+static pond_counter token_refusals[POND_AUTH_NFAILURES];
+
+void
+pond_auth_refused(pond_auth_failure why)
+{
+	if ((unsigned)why < POND_AUTH_NFAILURES) {
+		pond_counter_inc(&token_refusals[why]);
+	}
+}
+
+int
+pond_auth_register_metrics(pond_metrics *m)
+{
+	static const char *const labels[POND_AUTH_NFAILURES] = {
+	        [POND_AUTH_MISSING] = "reason=\"missing\"",
+	        [POND_AUTH_UNKNOWN] = "reason=\"unknown\"",
+	        [POND_AUTH_ROLE] = "reason=\"role\"",
+	};
+	int rv;
+
+	for (int i = 0; i < POND_AUTH_NFAILURES; i++) {
+		if ((rv = pond_metrics_counter(
+		             m, "pond_auth_failures_total",
+		             "Refused tokens (HTTP bearer and NNG token), by "
+		             "reason: missing, unknown (or revoked), role.",
+		             labels[i], &token_refusals[i])) != 0) {
+			return (rv);
+		}
+	}
+	return (POND_OK);
+}
+
+int
+pond_pii_hash(const char *key, size_t keylen, const char *value, size_t len,
+              char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned maclen = 0;
+
+	/* HMAC() with a NULL md buffer would use a static one: not here. */
+	if (HMAC(EVP_sha256(), key, (int)keylen, (const uint8_t *)value, len,
+	         mac, &maclen) == NULL ||
+	    maclen * 2 != POND_PII_HASH_LEN) {
+		return (POND_EIO);
+	}
+	for (unsigned i = 0; i < maclen; i++) {
+		out[2 * i] = hex[mac[i] >> 4];
+		out[2 * i + 1] = hex[mac[i] & 0xf];
+	}
+	out[POND_PII_HASH_LEN] = '\0';
+	return (POND_OK);
+}
+
+/* token_refuse counts why token was refused and returns rv. */
+static int
+token_refuse(const char *token, int rv)
+{
+	pond_auth_refused(token == NULL || *token == '\0' ? POND_AUTH_MISSING
+	                                                  : POND_AUTH_UNKNOWN);
+	return (rv);
+}
 
 int
 pond_token_generate(const char *prefix, char *buf, size_t len)
@@ -92,7 +160,7 @@ pond_publisher_lookup(PGconn *conn, const char *token, int64_t *id, char *name,
 	int rv;
 
 	if (!token_plausible(token)) {
-		return (POND_EAUTH);
+		return (token_refuse(token, POND_EAUTH));
 	}
 	if ((rv = pond_pq_query(
 	             conn, &res,
@@ -103,7 +171,7 @@ pond_publisher_lookup(PGconn *conn, const char *token, int64_t *id, char *name,
 	}
 	if (PQntuples(res) != 1) {
 		PQclear(res);
-		return (POND_EAUTH);
+		return (token_refuse(token, POND_EAUTH));
 	}
 	*id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (name != NULL && namelen > 0) {
@@ -121,6 +189,7 @@ pond_api_token_role(PGconn *conn, const char *token)
 	PGresult *res;
 
 	if (!token_plausible(token)) {
+		(void)token_refuse(token, 0);
 		return (POND_ROLE_NONE);
 	}
 	/* pond_pq_query logs a store failure (without the parameter). */
@@ -140,5 +209,8 @@ pond_api_token_role(PGconn *conn, const char *token)
 		}
 	}
 	PQclear(res);
+	if (role == POND_ROLE_NONE) {
+		(void)token_refuse(token, 0);
+	}
 	return (role);
 }

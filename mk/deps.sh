@@ -8,7 +8,7 @@
 set -eu
 
 PACKAGES=${*:-"
-build-essential pkg-config clang-format
+build-essential pkg-config clang-format libssl-dev
 libnng-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
 libpq-dev libuv1-dev libjansson-dev libmicrohttpd-dev libcriterion-dev
 postgresql-15 prometheus socat

@@ -564,6 +564,13 @@ ingest_start(pond_service *svc)
 	                          ingest_on_replay, ig)) != 0) {
 		return (rv);
 	}
+	/* TLS (optional): a tls+tcp:// URL needs both files. */
+	if (ig->conf.tls_cert != NULL && *ig->conf.tls_cert != '\0' &&
+	    (rv = pond_bus_set_tls(svc->bus, ig->conf.tls_cert,
+	                           ig->conf.tls_key != NULL ? ig->conf.tls_key
+	                                                    : "")) != 0) {
+		return (rv);
+	}
 	/* Headroom over the 4 MiB limit, so a slightly larger batch still
 	 * arrives and gets its batch_error instead of a silent drop. */
 	if ((rv = pond_rep_listen(&ig->rep, svc->bus, ig->conf.listen_url,
@@ -573,6 +580,11 @@ ingest_start(pond_service *svc)
 	}
 	pond_log_info("listening", "nng=%s events_pub=%s",
 	              pond_rep_url(ig->rep), ig->conf.pub_url);
+	if (ig->conf.pii_key == NULL || *ig->conf.pii_key == '\0') {
+		pond_log_warn("pii_key_unset",
+		              "hint=\"set POND_PII_KEY: aliases are hashed "
+		              "with an empty, public key\"");
+	}
 	return (POND_OK);
 }
 

@@ -147,6 +147,9 @@ typedef struct ingest_config {
 	char *pub_url;      /* POND_EVENTS_PUB_URL */
 	int64_t contexts;   /* POND_INGEST_CONTEXTS */
 	int64_t store_jobs; /* POND_INGEST_STORE_JOBS */
+	char *pii_key;      /* POND_PII_KEY */
+	char *tls_cert;     /* POND_TLS_CERT */
+	char *tls_key;      /* POND_TLS_KEY */
 } ingest_config;
 
 typedef struct ingest {
@@ -196,6 +199,12 @@ bool ingest_utf8_valid(const unsigned char *s);
  * well-formed UTF-8 sequence with '?', in place: reasons quote input and
  * are cut to fit, and the store accepts only valid text. */
 void ingest_utf8_repair(char *s);
+
+/* ingest_hash_aliases replaces every alias value of b's decoded events
+ * with its keyed hash (pond_pii_hash with key), in b's arena. Run once per
+ * batch, after validation (which checks the values as sent). */
+int ingest_hash_aliases(ingest_batch *b, const char *key,
+                        size_t keylen) POND_MUSTCHECK;
 
 /* ingest_store_work settles an ingest_group in one transaction (a pond_db
  * work function); when that fails, each batch is tried on its own. */

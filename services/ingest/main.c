@@ -20,6 +20,15 @@ static const pond_config_var ingest_vars[] = {
                       1, 64,
                       "transactions settling batches at once; batches that "
                       "arrive meanwhile are settled together"),
+        POND_CONF_SECRET("POND_PII_KEY", ingest_config, pii_key, "",
+                         "key of the HMAC-SHA256 that alias values (phone "
+                         "numbers, openids) are stored as; gateways hold "
+                         "the same key. Set it: empty is a public key"),
+        POND_CONF_STR("POND_TLS_CERT", ingest_config, tls_cert, "",
+                      "PEM certificate (chain) for a tls+tcp:// "
+                      "POND_INGEST_URL"),
+        POND_CONF_STR("POND_TLS_KEY", ingest_config, tls_key, "",
+                      "PEM private key of POND_TLS_CERT"),
 };
 
 int

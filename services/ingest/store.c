@@ -131,7 +131,12 @@ store_replay_auth(PGconn *conn, ingest_batch *b)
 	PGresult *res;
 	int rv;
 
-	if (pond_api_token_role(conn, b->token) != POND_ROLE_ADMIN) {
+	pond_role role = pond_api_token_role(conn, b->token);
+
+	if (role != POND_ROLE_ADMIN) {
+		if (role == POND_ROLE_READ) {
+			pond_auth_refused(POND_AUTH_ROLE);
+		}
 		b->batch_error = "unauthorized";
 		b->batch_message = "replaying needs an admin API token";
 		return (POND_EAUTH);
@@ -862,6 +867,8 @@ ingest_store_work(PGconn *conn, void *arg)
 {
 	ingest_group *g = arg;
 	pond_time now = pond_now();
+	const char *key =
+	        g->ingest->conf.pii_key != NULL ? g->ingest->conf.pii_key : "";
 	int rv;
 
 	g->ran = true;
@@ -874,6 +881,13 @@ ingest_store_work(PGconn *conn, void *arg)
 			if (item->event != NULL) {
 				item->given_key = item->event->customer_key;
 			}
+		}
+		/* From here on, aliases are their keyed hashes only. */
+		if ((rv = ingest_hash_aliases(b, key, strlen(key))) != 0) {
+			for (size_t j = 0; j < g->n; j++) {
+				ingest_store_fail(g->batches[j]);
+			}
+			return (rv);
 		}
 	}
 	if ((rv = store_group(conn, g->batches, g->n)) == 0) {

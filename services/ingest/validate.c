@@ -238,10 +238,16 @@ check_strings(ingest_item *item, const ProtobufCMessage *msg, int depth)
 static int
 count_body_fields(const uint8_t *p, size_t len)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end;
 	uint32_t seen = 0;
 	int n = 0;
 
+	/* An empty event arrives as (NULL, 0), and NULL + 0 is undefined
+	 * (found by fuzz_ingest_protobuf). */
+	if (len == 0) {
+		return (0);
+	}
+	end = p + len;
 	while (p < end) {
 		uint64_t key = 0, v = 0;
 		int shift = 0;
@@ -259,10 +265,12 @@ count_body_fields(const uint8_t *p, size_t len)
 			}
 			break;
 		case 1:
-			p += 8;
-			break;
 		case 5:
-			p += 4;
+			/* A fixed field cut short ends the scan inside end. */
+			if ((key & 7) == 1 ? end - p < 8 : end - p < 4) {
+				return (n);
+			}
+			p += (key & 7) == 1 ? 8 : 4;
 			break;
 		case 2:
 			shift = 0;
@@ -385,9 +393,13 @@ static bool
 wire_nul_in_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
                    size_t len, int depth)
 {
-	const uint8_t *end = p + len;
+	const uint8_t *end;
 	uint64_t key, n;
 
+	if (len == 0) {
+		return (false); /* (NULL, 0): see count_body_fields */
+	}
+	end = p + len;
 	while (p < end) {
 		if (!wire_varint(&p, end, &key)) {
 			return (false);
@@ -399,10 +411,12 @@ wire_nul_in_string(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
 			}
 			continue;
 		case 1:
-			p += 8;
-			continue;
 		case 5:
-			p += 4;
+			/* A fixed field cut short ends the scan inside end. */
+			if ((key & 7) == 1 ? end - p < 8 : end - p < 4) {
+				return (false);
+			}
+			p += (key & 7) == 1 ? 8 : 4;
 			continue;
 		case 2:
 			break;

@@ -16,17 +16,6 @@
 #define ADMIN_TOKEN "api_test_admin_0123456789"
 #define READ_TOKEN  "api_test_read_0123456789"
 
-static void
-add_api_tokens(const char *dsn)
-{
-	pond_test_sql_exec(
-	        dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('adm', 'admin', sha256(convert_to('" ADMIN_TOKEN
-	        "', 'UTF8'))), ('rd', 'read', sha256(convert_to('" READ_TOKEN
-	        "', 'UTF8')))");
-}
-
 /* replay posts body to /v1/rejected/ID/replay with token; returns the
  * status and the answer's first result status in result (or ""). */
 static int
@@ -63,7 +52,7 @@ Test(rejected, replay_settles_the_fix_as_the_original_publisher)
 	int status;
 
 	ic_start(&svc, "rejected-replay", NULL);
-	add_api_tokens(svc.dsn);
+	ic_add_api_tokens(svc.dsn, ADMIN_TOKEN, READ_TOKEN);
 	json_decref(ic_http_events(
 	        &svc,
 	        "{\"events\": [{\"event_id\": \"r1\", \"customer_key\": "
@@ -145,7 +134,7 @@ Test(rejected, replay_still_wrong_is_rejected_and_not_marked)
 	int status;
 
 	ic_start(&svc, "rejected-again", NULL);
-	add_api_tokens(svc.dsn);
+	ic_add_api_tokens(svc.dsn, ADMIN_TOKEN, READ_TOKEN);
 	json_decref(ic_http_events(
 	        &svc,
 	        "{\"events\": [{\"event_id\": \"r2\", \"customer_key\": "
@@ -189,7 +178,7 @@ Test(rejected, cli_lists_and_replays_once_the_alias_is_known)
 	int status;
 
 	ic_start(&svc, "rejected-cli", NULL);
-	add_api_tokens(svc.dsn);
+	ic_add_api_tokens(svc.dsn, ADMIN_TOKEN, READ_TOKEN);
 	json_decref(ic_http_events(
 	        &svc,
 	        "{\"events\": [{\"event_id\": \"a1\", \"aliases\": "

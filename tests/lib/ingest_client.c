@@ -50,10 +50,7 @@ ic_cli_add_publisher(ic_service *svc, const char *name)
 void
 ic_start(ic_service *svc, const char *log_name, const char *const *extra_env)
 {
-	char e_dsn[POND_TEST_DSN_LEN + 16], e_port[32], e_url[96], e_pub[96];
-	char e_clock[PATH_MAX + 32], sql[200];
-	const char *env[32];
-	size_t n = 0;
+	char sql[200];
 
 	memset(svc, 0, sizeof(*svc));
 	snprintf(svc->log_name, sizeof(svc->log_name), "%s", log_name);
@@ -71,7 +68,21 @@ ic_start(ic_service *svc, const char *log_name, const char *const *extra_env)
 	         pond_test_free_port());
 	snprintf(svc->pub_url, sizeof(svc->pub_url), "tcp://127.0.0.1:%u",
 	         pond_test_free_port());
-	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s", svc->dsn);
+	ic_spawn(svc, NULL, extra_env, log_name);
+}
+
+void
+ic_spawn(ic_service *svc, const char *dsn_extra, const char *const *extra_env,
+         const char *log_name)
+{
+	char e_dsn[POND_TEST_DSN_LEN + 80], e_port[32], e_url[96], e_pub[96];
+	char e_clock[PATH_MAX + 32];
+	const char *env[32];
+	size_t n = 0;
+
+	snprintf(e_dsn, sizeof(e_dsn), "POND_DSN=%s%s%s", svc->dsn,
+	         dsn_extra != NULL ? " " : "",
+	         dsn_extra != NULL ? dsn_extra : "");
 	snprintf(e_port, sizeof(e_port), "POND_HTTP_PORT=%u", svc->http_port);
 	snprintf(e_url, sizeof(e_url), "POND_INGEST_URL=%s", svc->nng_url);
 	snprintf(e_pub, sizeof(e_pub), "POND_EVENTS_PUB_URL=%s", svc->pub_url);
@@ -87,8 +98,27 @@ ic_start(ic_service *svc, const char *log_name, const char *const *extra_env)
 		env[n++] = extra_env[i];
 	}
 	env[n] = NULL;
+	snprintf(svc->log_name, sizeof(svc->log_name), "%s", log_name);
 	svc->proc = pond_test_spawn("pond-ingest", env, log_name);
 	pond_test_wait_ready(svc->proc, svc->http_port, "/healthz", 30000);
+}
+
+void
+ic_add_api_tokens(const char *dsn, const char *admin, const char *read)
+{
+	const char *params[] = {admin, read};
+	PGconn *conn = pond_test_pg_connect(dsn);
+	PGresult *res = PQexecParams(
+	        conn,
+	        "INSERT INTO api_tokens (name, role, token_hash) VALUES "
+	        "('adm', 'admin', sha256(convert_to($1, 'UTF8'))), "
+	        "('rd', 'read', sha256(convert_to($2, 'UTF8')))",
+	        2, NULL, params, NULL, NULL, 0);
+
+	cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s",
+	             PQerrorMessage(conn));
+	PQclear(res);
+	PQfinish(conn);
 }
 
 void

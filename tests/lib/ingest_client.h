@@ -60,6 +60,17 @@ typedef struct ic_service {
 void ic_start(ic_service *svc, const char *log_name,
               const char *const *extra_env);
 
+/* ic_spawn starts pond-ingest for svc's store, ports and clock (what
+ * ic_start does once the store is set up; after ic_stop it starts the
+ * service again). dsn_extra ("user=x", or NULL) is appended to the DSN:
+ * in a libpq conninfo string a later keyword wins. */
+void ic_spawn(ic_service *svc, const char *dsn_extra,
+              const char *const *extra_env, const char *log_name);
+
+/* ic_add_api_tokens adds an API token "adm" (role admin) and "rd" (role
+ * read) by SQL, stored as `pond tokens add` does (the SHA-256 only). */
+void ic_add_api_tokens(const char *dsn, const char *admin, const char *read);
+
 /* IC_STOP_MS is how long a service may take to stop after SIGTERM. */
 #define IC_STOP_MS 10000
 
