@@ -31,8 +31,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	}
 	cond_json = json_object_get(root, "condition");
-	if (pond_cond_parse(cond_json != NULL ? cond_json : root, &c,
-	                       &err) == 0) {
+	if (pond_cond_parse(cond_json != NULL ? cond_json : root, &c, &err) ==
+	    0) {
 		pond_facts full = {
 		        .channel = "cards",
 		        .guide_id = "g1",

@@ -142,8 +142,7 @@ fuzz_tag_rule(const char *tag, const char *body, size_t len)
 		return;
 	}
 	if (json_is_object(j) && json_object_get(j, "condition") != NULL &&
-	    pond_cond_parse(json_object_get(j, "condition"), &c, &err) ==
-	            0) {
+	    pond_cond_parse(json_object_get(j, "condition"), &c, &err) == 0) {
 		pond_cond_free(c);
 	}
 	json_decref(j);
