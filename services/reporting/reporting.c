@@ -171,6 +171,7 @@ call_work(PGconn *conn, void *arg)
 	case CALL_GOAL_PUT:
 	case CALL_GOAL_DELETE:
 		if (role != POND_ROLE_ADMIN) {
+			pond_auth_refused(POND_AUTH_ROLE);
 			c->rv = reporting_fail(
 			        &c->err, 403, "forbidden",
 			        "goals are changed with an admin "

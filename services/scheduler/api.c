@@ -68,6 +68,7 @@ api_work(PGconn *conn, void *arg)
 	}
 	if (role != POND_ROLE_ADMIN && r->action != API_LIST &&
 	    r->action != API_SHOW) {
+		pond_auth_refused(POND_AUTH_ROLE);
 		return (api_fail(r, 403, "forbidden",
 		                 "changing campaigns needs an admin token"));
 	}

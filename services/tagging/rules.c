@@ -178,6 +178,7 @@ rules_work(PGconn *conn, void *arg)
 		return (rules_read(conn, r));
 	}
 	if (role != POND_ROLE_ADMIN) {
+		pond_auth_refused(POND_AUTH_ROLE);
 		return (rules_fail(r, 403, "forbidden",
 		                   "changing tag rules needs an admin token"));
 	}

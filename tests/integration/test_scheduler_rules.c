@@ -284,6 +284,13 @@ Test(scheduler_rules, api_auth_validation_pause_and_resume)
 	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_READ_TOKEN, spec,
 	                     NULL),
 	             403);
+	/* Both refusals are counted, by reason. */
+	cr_assert_eq(sw_metric(&w, 0,
+	                       "pond_auth_failures_total{reason=\"missing\"}"),
+	             1);
+	cr_assert_eq(
+	        sw_metric(&w, 0, "pond_auth_failures_total{reason=\"role\"}"),
+	        1);
 	/* A bad spec names the field. */
 	cr_assert_eq(sw_http(&w, "POST", "/v1/campaigns", SW_ADMIN_TOKEN,
 	                     "{\"name\": \"x\", \"channel\": \"fax\", "
