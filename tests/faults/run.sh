@@ -455,6 +455,21 @@ done
 
 echo
 cat "$tmp/table"
+# What the zeros are made of.
+echo
+sql "SELECT 'records: events ' || (SELECT sum(head) FROM stream_heads WHERE stream = 'events')
+	|| ' (the publisher''s and the gateway''s receipts), tag changes '
+	|| (SELECT sum(head) FROM stream_heads WHERE stream = 'tag_changes')
+	|| ', touch changes ' || (SELECT sum(head) FROM stream_heads WHERE stream = 'touches')"
+sql "SELECT 'touches: ' || count(*) || ' (sent ' || count(sent_at)
+	|| ', held out ' || count(*) FILTER (WHERE state = 'held_out')
+	|| ', capped ' || count(*) FILTER (WHERE reason = 'frequency_cap')
+	|| ', over quota ' || count(*) FILTER (WHERE reason = 'quota')
+	|| ', opted out ' || count(*) FILTER (WHERE reason = 'opt_out')
+	|| '); deferred by quiet hours ' || (SELECT count(DISTINCT touch_id)
+	FROM touch_changes WHERE state = 'deferred')
+	|| '; gateway ledger ' || $(grep -c . "$tmp/gateway.ledger" 2>/dev/null || echo 0)
+	|| ' touches' FROM touches"
 cp "$tmp/table" "$artifacts/table"
 mkdir -p "$artifacts/acks"
 cp "$tmp"/batch-*.ack "$artifacts/acks/" 2>/dev/null || true
