@@ -374,12 +374,17 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 	             conn, &res,
 	             "WITH t AS (SELECT count(*) AS tn FROM rpt_orders WHERE "
 	             "paid AND occurred_at >= $1 AND occurred_at < $2 AND "
-	             "occurred_at < $3 GROUP BY partition, customer_key) "
+	             "occurred_at < $3 GROUP BY partition, customer_key), "
+	             "h AS (SELECT COALESCE(max(latest) < $3, true) AS fresh "
+	             "FROM rpt_rollup_horizon) "
 	             "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM "
-	             "t "
-	             "WHERE tn >= 2), (SELECT count(*) FROM rpt_customers "
-	             "WHERE first_paid[1] < $3), (SELECT count(*) FROM "
-	             "rpt_customers WHERE first_paid[2] < $3)",
+	             "t WHERE tn >= 2), CASE WHEN (SELECT fresh FROM h) THEN "
+	             "(SELECT sum(n) FROM rpt_rollup_counts WHERE dim = "
+	             "'buyers') ELSE (SELECT count(*) FROM rpt_customers "
+	             "WHERE first_paid[1] < $3) END, CASE WHEN (SELECT fresh "
+	             "FROM h) THEN (SELECT sum(n) FROM rpt_rollup_counts "
+	             "WHERE dim = 'buyers2') ELSE (SELECT count(*) FROM "
+	             "rpt_customers WHERE first_paid[2] < $3) END",
 	             3, p.v)) != 0) {
 		return (rv);
 	}
