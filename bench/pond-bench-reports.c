@@ -17,9 +17,9 @@
  *     and as_of is --end (every fact is before it). Prints a line per
  *     report: report= p50_ms= p95_ms= max_ms= status=
  */
+#include <libpq-fe.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +57,10 @@ static const bench_report reports[] = {
         {"portrait channel", "portrait", "group_by=channel", false, 0},
         {"portrait lifecycle", "portrait", "group_by=lifecycle", false, 0},
         {"portrait tag", "portrait", "group_by=tag", false, 0},
-        {"portrait region, tag=tag03", "portrait",
-         "group_by=region&tag=tag03", false, 0},
-        {"portrait region, as_of 180 days back", "portrait",
-         "group_by=region", false, 180},
+        {"portrait region, tag tag03", "portrait", "group_by=region&tag=tag03",
+         false, 0},
+        {"portrait region, as_of 180 days back", "portrait", "group_by=region",
+         false, 180},
 };
 
 /* The generator. %1$s is the end of the history (RFC 3339), %2$lld the
@@ -138,8 +138,8 @@ static const char gen_sql[] =
 /* clang-format on */
 
 static const char *const fact_tables[] = {
-        "rpt_customers", "rpt_orders",        "rpt_activity",
-        "rpt_rewards",   "rpt_members",       "rpt_invites",
+        "rpt_customers",     "rpt_orders",      "rpt_activity",
+        "rpt_rewards",       "rpt_members",     "rpt_invites",
         "rpt_profile_facts", "rpt_tag_changes", "rpt_touch_changes",
         "rpt_spend"};
 
@@ -250,7 +250,8 @@ ask(nng_socket s, const bench_report *r)
 	pond__report_request__pack(&req, buf);
 	int rv = nng_send(s, buf, len, 0);
 	free(buf);
-	if (rv != 0 || (rv = nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
+	if (rv != 0 ||
+	    (rv = nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
 		bench_die("%s: %s", r->label, nng_strerror(rv));
 	}
 	Pond__ReportReply *rep = pond__report_reply__unpack(NULL, rlen, reply);
@@ -311,20 +312,23 @@ int
 main(int argc, char **argv)
 {
 	const bench_opt opts[] = {
-	        {"load", true, &opt_load, "1: generate the history (POND_DSN)"},
+	        {"load", true, &opt_load,
+	         "1: generate the history (POND_DSN)"},
 	        {"customers", true, &opt_customers, "customers to generate"},
 	        {"events", true, &opt_events, "events, about, to generate"},
 	        {"end", true, &opt_end, "end of the history (epoch seconds)"},
 	        {"url", false, &opt_url, "pond-reporting's NNG REP url"},
 	        {"token", false, &opt_token, "an API token (read role)"},
-	        {"requests", true, &opt_requests, "measured requests a report"},
+	        {"requests", true, &opt_requests,
+	         "measured requests a report"},
 	};
 
 	bench_parse(argc, argv,
 	            "report latency over a generated history (load or ask)",
 	            opts, sizeof(opts) / sizeof(*opts));
 	if (opt_end <= 0 || opt_customers < 1 || opt_requests < 1) {
-		bench_die("--end, --customers and --requests must be positive");
+		bench_die(
+		        "--end, --customers and --requests must be positive");
 	}
 	if (opt_load) {
 		load();

@@ -26,22 +26,28 @@ static const char acq_sql[] =
         " WHERE occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 "
         " AND ($4::text IS NULL OR channel = $4) GROUP BY channel), "
         "i AS (SELECT c.channel, sum(r.amount_fen) AS incentive FROM c "
-        " JOIN rpt_rewards r ON r.partition = c.partition AND "
-        " r.customer_key = c.customer_key AND r.occurred_at < $3 "
-        " GROUP BY c.channel) "
+        " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r WHERE "
+        " r.partition = c.partition AND r.customer_key = c.customer_key "
+        " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY c.channel) "
         "SELECT COALESCE(n.channel, s.channel) AS ch, "
         " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
         " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING (channel) "
         " LEFT JOIN i ON i.channel = COALESCE(n.channel, s.channel) "
         "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
 
+/* The cohort's orders and rewards are read customer by customer from the
+ * (partition, customer_key, ...) indexes: OFFSET 0 keeps the lateral
+ * subqueries from being flattened into a join that the planner, which
+ * underestimates the rows after acquisition, makes a hash join over every
+ * order of the history (BENCHMARKS.md). */
 static const char revenue_by_day_sql[] =
         "WITH " REPORTING_COHORT_CTE " "
         "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
         " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
-        "FROM c JOIN rpt_orders o ON o.partition = c.partition AND "
+        "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, o.amount_fen "
+        " FROM rpt_orders o WHERE o.partition = c.partition AND "
         " o.customer_key = c.customer_key AND o.occurred_at >= "
-        " c.acquired_at AND o.occurred_at < $3 "
+        " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
         "GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* channel_figures is one channel's (or all channels') acquisition. */

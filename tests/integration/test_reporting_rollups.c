@@ -1,11 +1,12 @@
 /*
  * test_reporting_rollups.c - the rollups of 0007_reporting_rollups.sql
- * (lifecycle, portrait by region / industry / channel / lifecycle,
+ * (lifecycle, portrait by region / industry / channel / lifecycle / tag,
  * lifetime repurchase) answer exactly what the facts answer.
  *
  * A random history (customers added zero to two times, orders, refunds,
  * members, profile updates carrying a region, an industry or both, with
- * ties in time) is sent in a random order in batches of random sizes, so
+ * ties in time) is sent in a random order in batches of random sizes (and
+ * tag changes adding and removing tags, in a random order), so
  * that one consumer batch holds several facts of one customer and later
  * facts arrive before earlier ones. Then, at an as_of after every event:
  *   1. each report is asked on the rollup path (the horizon is before
@@ -31,6 +32,7 @@
 static const char *const regions[] = {"east", "west", "north", "south"};
 static const char *const industries[] = {"retail", "food", "tech"};
 static const char *const chans[] = {"cards", "sms", "douyin"};
+static const char *const tags[] = {"vip", "coupon_hunter", "churn_risk"};
 
 typedef struct hist {
 	char **ev;
@@ -61,7 +63,8 @@ add(hist *h, int c, const char *body)
 	                   body) >= 0);
 	if (h->n == h->cap) {
 		h->cap = h->cap ? 2 * h->cap : 256;
-		cr_assert_not_null(h->ev = realloc(h->ev, h->cap * sizeof(char *)));
+		cr_assert_not_null(
+		        h->ev = realloc(h->ev, h->cap * sizeof(char *)));
 	}
 	h->ev[h->n++] = ev;
 }
@@ -161,17 +164,17 @@ static const char *const paths[] = {
         "portrait?group_by=industry&" AS_OF,
         "portrait?group_by=channel&" AS_OF,
         "portrait?group_by=lifecycle&" AS_OF,
+        "portrait?group_by=tag&" AS_OF,
         "repurchase?from=2025-11-01&to=2025-11-04&" AS_OF,
 };
 #define NPATHS (sizeof(paths) / sizeof(*paths))
 
 #define COUNTS_SQL                                                            \
 	"SELECT COALESCE(string_agg(partition || '/' || dim || '/' || value " \
-	"|| '=' || n, ',' ORDER BY partition, dim, value), '') FROM "        \
+	"|| '=' || n, ',' ORDER BY partition, dim, value), '') FROM "         \
 	"rpt_rollup_counts WHERE n <> 0"
 
-Test(reporting_rollups, equal_the_facts_after_random_arrival,
-     .timeout = 300)
+Test(reporting_rollups, equal_the_facts_after_random_arrival, .timeout = 300)
 {
 	static hist h;
 	rw_world w;
@@ -187,23 +190,36 @@ Test(reporting_rollups, equal_the_facts_after_random_arrival,
 	rw_start(&w, "rpt-rollups", NULL);
 	pond_test_clock_write(w.ingest.clock, "2025-11-05T00:00:00Z");
 	send_shuffled(&w, &h);
+	/* Tag changes of random customers in a random order: adds and
+	 * removes of three tags, ties in time broken by seq. */
+	for (int i = 0; i < 2 * NCUST; i++) {
+		char key[16], at[32];
+		unsigned m = pick(&h, 3 * 24 * 2) * 30;
+		snprintf(key, sizeof(key), "rc%03u", pick(&h, NCUST));
+		snprintf(at, sizeof(at), "2025-11-%02uT%02u:%02u:00Z",
+		         1 + m / 1440, m % 1440 / 60, m % 60);
+		rw_tag_change(&w, key, tags[pick(&h, 3)], pick(&h, 3) != 0,
+		              at);
+	}
 	rw_settle(&w);
 
 	/* Every event is before as_of: the rollups answer. */
-	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
-	                               "SELECT count(*) FROM rpt_rollup_horizon "
-	                               "WHERE latest >= '2025-11-10T00:00:00Z'"),
-	             0, "seed %u", seed);
+	cr_assert_eq(
+	        pond_test_sql_int(w.ingest.dsn,
+	                          "SELECT count(*) FROM rpt_rollup_horizon "
+	                          "WHERE latest >= '2025-11-10T00:00:00Z'"),
+	        0, "seed %u", seed);
 	for (size_t i = 0; i < NPATHS; i++) {
 		fast[i] = rw_get(&w, "/v1/reports/%s", paths[i]);
 	}
 	/* The lifecycle counts every customer that had an event. */
 	json_t *total = json_object_get(fast[0], "total");
 	cr_assert_eq(json_integer_value(json_object_get(total, "customers")),
-	             pond_test_sql_int(w.ingest.dsn, "SELECT count(DISTINCT "
-	                                             "customer_key) FROM events "
-	                                             "WHERE customer_key IS NOT "
-	                                             "NULL"),
+	             pond_test_sql_int(w.ingest.dsn,
+	                               "SELECT count(DISTINCT "
+	                               "customer_key) FROM events "
+	                               "WHERE customer_key IS NOT "
+	                               "NULL"),
 	             "seed %u", seed);
 
 	/* The triggers' counts are the set-based recomputation's. */
@@ -216,8 +232,9 @@ Test(reporting_rollups, equal_the_facts_after_random_arrival,
 	free(rebuilt);
 
 	/* The fact path gives the same answers. */
-	pond_test_sql_exec(w.ingest.dsn,
-	                   "UPDATE rpt_rollup_horizon SET latest = 'infinity'");
+	pond_test_sql_exec(
+	        w.ingest.dsn,
+	        "UPDATE rpt_rollup_horizon SET latest = 'infinity'");
 	for (size_t i = 0; i < NPATHS; i++) {
 		json_t *slow = rw_get(&w, "/v1/reports/%s", paths[i]);
 		char *a = json_dumps(fast[i], JSON_SORT_KEYS);
