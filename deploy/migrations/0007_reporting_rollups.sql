@@ -1,8 +1,8 @@
 -- 0007_reporting_rollups: what makes the reports fast on a large history
 -- (BENCHMARKS.md, "Report latency"): covering indexes on the period
 -- columns, and rollups of the figures that count over every customer
--- "as of now" (lifecycle, the portrait by region, industry, channel,
--- lifecycle and tag, lifetime repurchase).
+-- "as of now" (lifecycle, the portrait by region, industry, channel and
+-- lifecycle, lifetime repurchase).
 --
 -- The rollups are kept by triggers on the fact tables, so they change in
 -- the very transaction of the consumer batch that changes the facts, and
@@ -170,66 +170,12 @@ CREATE TRIGGER rpt_rollup_profile AFTER INSERT ON rpt_profile_facts
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_rollup_profile_trg();
 
--- The tags on for each customer (its latest change of the tag, by
--- changed_at then seq, was an add), as cohorts.c's TAGS_ON; dim 'tag'
--- counts them per tag, dim 'tagged' the customers with at least one.
-CREATE TABLE rpt_rollup_tags (
-    partition    int  NOT NULL,
-    customer_key text NOT NULL,
-    tag          text NOT NULL,
-    PRIMARY KEY (partition, customer_key, tag)
-);
-
-CREATE FUNCTION rpt_rollup_tags_trg() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    done text;
-BEGIN
-    WITH v AS MATERIALIZED (SELECT k.partition, k.customer_key, k.tag,
-        COALESCE((SELECT t.added FROM rpt_tag_changes t
-            WHERE t.partition = k.partition AND t.customer_key =
-            k.customer_key AND t.tag = k.tag
-            ORDER BY t.changed_at DESC, t.seq DESC LIMIT 1), false) AS now_on,
-        EXISTS (SELECT 1 FROM rpt_rollup_tags s WHERE s.partition =
-            k.partition AND s.customer_key = k.customer_key AND s.tag = k.tag)
-            AS was_on
-        FROM (SELECT DISTINCT partition, customer_key, tag FROM new_rows) k),
-    c AS (SELECT v.partition, v.customer_key, sum(v.now_on::int -
-        v.was_on::int) AS d, (SELECT count(*) FROM rpt_rollup_tags s
-        WHERE s.partition = v.partition AND s.customer_key = v.customer_key)
-        AS before FROM v GROUP BY 1, 2),
-    gone AS (DELETE FROM rpt_rollup_tags s USING v WHERE s.partition =
-        v.partition AND s.customer_key = v.customer_key AND s.tag = v.tag
-        AND v.was_on AND NOT v.now_on),
-    came AS (INSERT INTO rpt_rollup_tags SELECT partition, customer_key, tag
-        FROM v WHERE v.now_on AND NOT v.was_on)
-    SELECT rpt_rollup_add((SELECT jsonb_agg(e) FROM (
-        SELECT jsonb_build_object('p', partition, 'd', 'tag', 'v', tag,
-            'n', now_on::int - was_on::int) FROM v
-        UNION ALL SELECT jsonb_build_object('p', partition, 'd', 'tagged',
-            'v', '1', 'n', (before + d > 0)::int - (before > 0)::int)
-            FROM c) x(e)))::text INTO done;
-    PERFORM rpt_rollup_seen((SELECT array_agg(partition) FROM new_rows),
-        (SELECT array_agg(changed_at) FROM new_rows));
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER rpt_rollup_tags AFTER INSERT ON rpt_tag_changes
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION rpt_rollup_tags_trg();
-
 -- rpt_rollups_rebuild recomputes every rollup from the facts (the
 -- migration of an existing install; a check in the tests).
 CREATE FUNCTION rpt_rollups_rebuild() RETURNS void LANGUAGE sql AS $$
     DELETE FROM rpt_rollup_counts;
     DELETE FROM rpt_rollup_horizon;
     DELETE FROM rpt_rollup_customers;
-    DELETE FROM rpt_rollup_tags;
-    INSERT INTO rpt_rollup_tags SELECT partition, customer_key, tag FROM (
-        SELECT DISTINCT ON (partition, customer_key, tag) partition,
-        customer_key, tag, added FROM rpt_tag_changes
-        ORDER BY partition, customer_key, tag, changed_at DESC, seq DESC) t
-        WHERE added;
     INSERT INTO rpt_rollup_customers SELECT partition, customer_key,
         rpt_rollup_latest(partition, customer_key, 'region'),
         rpt_rollup_latest(partition, customer_key, 'industry')
@@ -240,15 +186,11 @@ CREATE FUNCTION rpt_rollups_rebuild() RETURNS void LANGUAGE sql AS $$
         rpt_rollup_dims(c) x
         UNION ALL SELECT partition, 'region', region FROM rpt_rollup_customers
         UNION ALL SELECT partition, 'industry', industry
-        FROM rpt_rollup_customers
-        UNION ALL SELECT partition, 'tag', tag FROM rpt_rollup_tags
-        UNION ALL SELECT partition, 'tagged', '1' FROM (SELECT DISTINCT
-        partition, customer_key FROM rpt_rollup_tags) t) s(partition, d, v)
+        FROM rpt_rollup_customers) s(partition, d, v)
         WHERE v IS NOT NULL GROUP BY 1, 2, 3;
     INSERT INTO rpt_rollup_horizon SELECT partition, max(t) FROM (
         SELECT partition, rpt_rollup_time(c) FROM rpt_customers c
-        UNION ALL SELECT partition, occurred_at FROM rpt_profile_facts
-        UNION ALL SELECT partition, changed_at FROM rpt_tag_changes)
+        UNION ALL SELECT partition, occurred_at FROM rpt_profile_facts)
         s(partition, t) GROUP BY 1;
 $$;
 

@@ -292,13 +292,13 @@ static const struct {
         {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)",
          "channel"},
         {"lifecycle", "(SELECT " STAGE_EXPR " AS value)", "stage"},
-        {"tag", TAGS_ON, "tag"},
+        {"tag", TAGS_ON, NULL},
 };
 
 /* The portrait: from the rollup counts of dim ($3) when they are fresh
- * at as_of ($1) and no tag ($2) narrows the population, else from the
- * facts. The customers without a value are all of them but those counted
- * in dim $4 (for tags, 'tagged': a customer may have several). */
+ * at as_of ($1) and no tag ($2) narrows the population (the customers
+ * without a value are the rest of all of them), else from the facts.
+ * Tags have no rollup (BENCHMARKS.md says why and what would make one). */
 /* clang-format off */
 #define PORTRAIT_SQL							\
 	"WITH " REPORTING_FRESH_CTE("$3::text") ", "			\
@@ -316,7 +316,7 @@ static const struct {
 	" ELSE (SELECT count(*) FROM pop) END AS n), "			\
 	"r AS (SELECT value, n FROM slow UNION ALL SELECT value, n FROM fast" \
 	" UNION ALL SELECT NULL, (SELECT n FROM allc) - (SELECT"	\
-	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = $4) WHERE" \
+	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = $3) WHERE" \
 	" (SELECT fresh FROM h)) "					\
 	"SELECT value, n AS cnt, (SELECT n FROM allc) AS total FROM r WHERE" \
 	" n > 0 ORDER BY cnt DESC, value COLLATE \"C\" NULLS LAST"
@@ -340,13 +340,11 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 		}
 	}
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
-	const char *covered =
-	        dim != NULL && strcmp(dim, "tag") == 0 ? "tagged" : dim;
-	const char *params[] = {as_of, a->tag, dim, covered};
+	const char *params[] = {as_of, a->tag, dim};
 	if (lateral == NULL || asprintf(&sql, PORTRAIT_SQL, lateral) < 0) {
 		return (POND_ENOMEM);
 	}
-	rv = pond_pq_query(conn, &res, sql, 4, params);
+	rv = pond_pq_query(conn, &res, sql, 3, params);
 	free(sql);
 	if (rv != 0) {
 		return (rv);

@@ -1,7 +1,9 @@
 /*
  * test_reporting_rollups.c - the rollups of 0007_reporting_rollups.sql
- * (lifecycle, portrait by region / industry / channel / lifecycle / tag,
- * lifetime repurchase) answer exactly what the facts answer.
+ * (lifecycle, portrait by region / industry / channel / lifecycle,
+ * lifetime repurchase) answer exactly what the facts answer; the portrait
+ * by tag (no rollup) is asked too, with tag changes of customers that
+ * may have no event at all.
  *
  * A random history (customers added zero to two times, orders, refunds,
  * members, profile updates carrying a region, an industry or both, with
