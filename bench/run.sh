@@ -14,7 +14,9 @@
 #      ceiling), ingest over NNG, PgQ's insert_event; the figure is the
 #      median of the rounds, the ratio the median of each round's ratio;
 #   4. ingest over HTTP;
-#   5. ingest's peak RSS and CPU per million events from /proc.
+#   5. ingest's peak RSS and CPU per million events from /proc;
+#   6. report latency: a generated history loaded into the reporting fact
+#      tables of a database of its own, every report asked over NNG.
 #
 # The cluster keeps PostgreSQL's durable defaults (fsync on,
 # synchronous_commit on), unlike the tests'. Everything listens on

@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "test_reporting.h"
 
@@ -181,12 +180,8 @@ Test(reporting_rollups, equal_the_facts_after_random_arrival, .timeout = 300)
 	static hist h;
 	rw_world w;
 	json_t *fast[NPATHS];
-	const char *seed_env = getenv("POND_TEST_SEED");
-	unsigned seed = seed_env != NULL
-	                        ? (unsigned)strtoul(seed_env, NULL, 10)
-	                        : (unsigned)time(NULL);
+	unsigned seed = rw_seed();
 
-	cr_log_info("seed %u (POND_TEST_SEED)", seed);
 	h.seed = seed;
 	make_history(&h);
 	rw_start(&w, "rpt-rollups", NULL);
