@@ -94,7 +94,7 @@ static const char gen_sql[] =
 	" generate_series(1, 2) g WHERE i %% 20 = 3;"
 	"INSERT INTO rpt_profile_facts SELECT partition, customer_key, 6000 + g,"
 	" acquired_at + g * random() * (e - acquired_at) / 2, 'p' || i || '-' || g,"
-	" 'bench', true, 'r' || lpad((1 + (i * g * 7919) %% 31)::text, 2, '0'),"
+	" 'bench', true, 'r' || lpad((1 + (i::bigint * g * 7919) %% 31)::text, 2, '0'),"
 	" g = 1, CASE WHEN g = 1 THEN 'ind' || (i %% 20) END FROM bc,"
 	" generate_series(1, CASE WHEN i %% 5 = 0 THEN 2 ELSE 1 END) g;"
 	"INSERT INTO rpt_tag_changes SELECT partition, customer_key, 7000 + g,"
