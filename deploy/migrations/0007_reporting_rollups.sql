@@ -55,7 +55,8 @@ CREATE TABLE rpt_rollup_customers (
 );
 
 -- rpt_rollup_add adds the deltas (partition, dim, value, delta) of one
--- statement, summed, one row update per count.
+-- statement, summed by the caller (a bulk statement of millions of rows
+-- must not build a JSON array per row), one row update per count.
 CREATE FUNCTION rpt_rollup_add(deltas jsonb) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO rpt_rollup_counts AS c
@@ -103,14 +104,16 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM rpt_rollup_add((SELECT jsonb_agg(jsonb_build_object('p',
-            c.partition, 'd', x.d, 'v', x.v, 'n', 1)) FROM new_rows c,
-            rpt_rollup_dims(c) x));
+            p, 'd', d, 'v', v, 'n', n)) FROM (SELECT c.partition AS p, x.d,
+            x.v, count(*) AS n FROM new_rows c, rpt_rollup_dims(c) x
+            WHERE x.v IS NOT NULL GROUP BY 1, 2, 3) s));
     ELSE
-        PERFORM rpt_rollup_add((SELECT jsonb_agg(e) FROM (
-            SELECT jsonb_build_object('p', c.partition, 'd', x.d, 'v', x.v,
-            'n', 1) FROM new_rows c, rpt_rollup_dims(c) x
-            UNION ALL SELECT jsonb_build_object('p', c.partition, 'd', x.d,
-            'v', x.v, 'n', -1) FROM old_rows c, rpt_rollup_dims(c) x) s(e)));
+        PERFORM rpt_rollup_add((SELECT jsonb_agg(jsonb_build_object('p',
+            p, 'd', d, 'v', v, 'n', n)) FROM (SELECT p, d, v, sum(n) AS n
+            FROM (SELECT c.partition, x.d, x.v, 1 FROM new_rows c,
+            rpt_rollup_dims(c) x UNION ALL SELECT c.partition, x.d, x.v, -1
+            FROM old_rows c, rpt_rollup_dims(c) x) u(p, d, v, n)
+            WHERE v IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(n) <> 0) s));
     END IF;
     PERFORM rpt_rollup_seen((SELECT array_agg(partition) FROM new_rows),
         (SELECT array_agg(rpt_rollup_time(c)) FROM new_rows c));
@@ -157,10 +160,11 @@ BEGIN
         ON CONFLICT (partition, customer_key) DO UPDATE SET
         region = EXCLUDED.region, industry = EXCLUDED.industry)
     SELECT rpt_rollup_add((SELECT jsonb_agg(jsonb_build_object('p',
-        partition, 'd', d, 'v', x.v, 'n', n)) FROM v,
-        LATERAL (VALUES ('region', region, 1), ('region', was_region, -1),
-        ('industry', industry, 1), ('industry', was_industry, -1))
-        x(d, v, n)))::text INTO done;
+        p, 'd', d, 'v', v, 'n', n)) FROM (SELECT v.partition AS p, x.d, x.v,
+        sum(x.n) AS n FROM v, LATERAL (VALUES ('region', region, 1),
+        ('region', was_region, -1), ('industry', industry, 1),
+        ('industry', was_industry, -1)) x(d, v, n) WHERE x.v IS NOT NULL
+        GROUP BY 1, 2, 3 HAVING sum(x.n) <> 0) s))::text INTO done;
     PERFORM rpt_rollup_seen((SELECT array_agg(partition) FROM new_rows),
         (SELECT array_agg(occurred_at) FROM new_rows));
     RETURN NULL;
