@@ -14,7 +14,9 @@
 #      ceiling), ingest over NNG, PgQ's insert_event; the figure is the
 #      median of the rounds, the ratio the median of each round's ratio;
 #   4. ingest over HTTP;
-#   5. ingest's peak RSS and CPU per million events from /proc.
+#   5. ingest's peak RSS and CPU per million events from /proc;
+#   6. report latency: a generated history loaded into the reporting fact
+#      tables of a database of its own, every report asked over NNG.
 #
 # The cluster keeps PostgreSQL's durable defaults (fsync on,
 # synchronous_commit on), unlike the tests'. Everything listens on
@@ -45,9 +47,12 @@ root=$(cd "$(dirname "$0")/.." && pwd -P)
 bin=$(cd "$1/bin" && pwd -P)
 mode=${BENCH:-quick}
 case $mode in
-quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 e2e_s=20 ;;
-full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 e2e_s=120 ;;
-smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 e2e_s=2 ;;
+quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 e2e_s=20
+	rpt_customers=100000 rpt_events=2000000 rpt_requests=20 ;;
+full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 e2e_s=120
+	rpt_customers=1000000 rpt_events=20000000 rpt_requests=20 ;;
+smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 e2e_s=2
+	rpt_customers=2000 rpt_events=40000 rpt_requests=2 ;;
 *) die "BENCH must be quick, full or smoke, not '$mode'" ;;
 esac
 clients=${POND_BENCH_CLIENTS:-4}
@@ -434,6 +439,45 @@ for name in tagging scheduler reporting; do
 done
 say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
+# --- reports ---------------------------------------------------------------------
+
+# bench_reports: a generated history of rpt_customers customers and about
+# rpt_events events straight into the reporting fact tables of a database
+# of its own (the rows pond-reporting's consumers would have built; its
+# rollups kept by their triggers as for the consumers), then every report
+# rpt_requests times, one at a time, over NNG. Sets reports_rows (the
+# table rows) and reports_load.
+bench_reports() {
+	"$psql" "$dsn" -X -q -c "CREATE DATABASE reports"
+	rdsn=$(echo "$dsn" | sed 's/dbname=postgres$/dbname=reports/')
+	POND_DSN=$rdsn "$bin/pond" migrate --partitions "$parts" >/dev/null
+	rtoken=$(POND_DSN=$rdsn "$bin/pond" tokens add bench --role read 2>/dev/null)
+	end=$(($(date +%s) / 86400 * 86400))
+	say "reports: loading $rpt_customers customers, about $rpt_events events"
+	rl=$(POND_DSN=$rdsn "$bin/pond-bench-reports" --load 1 \
+		--customers "$rpt_customers" --events "$rpt_events" --end "$end")
+	reports_load="$(fmt "$(field facts "$rl")") facts in $(field load_s "$rl") s"
+	free_port
+	rurl=tcp://127.0.0.1:$port
+	free_port
+	nowhere=tcp://127.0.0.1:$port
+	start_service reporting POND_DSN="$rdsn" POND_REPORTING_URL="$rurl" \
+		POND_EVENTS_SUB_URLS="$nowhere" POND_TAG_CHANGES_SUB_URLS="$nowhere" \
+		POND_TOUCHES_SUB_URLS="$nowhere"
+	rss_reporting_pid=$last_pid
+	"$bin/pond-bench-reports" --url "$rurl" --token "$rtoken" \
+		--requests "$rpt_requests" --end "$end" >"$tmp/reports" ||
+		die "reports: a report failed (see $artifacts/reporting.log)"
+	rss_reporting=$(hwm_mib "$rss_reporting_pid")
+	reports_rows=$(awk -F' [a-z0-9_]+=' '{
+		sub(/^report=/, "", $1)
+		ok = ($3 + 0 <= 50) ? "yes" : "**no**"
+		printf "| %s | %s | **%s** | %s | %s |\n", $1, $2, $3, $4, ok
+	}' "$tmp/reports")
+	cat "$tmp/reports"
+}
+bench_reports
+
 # --- BENCHMARKS.md -------------------------------------------------------------
 
 # verdict OK: "yes" or "**no**".
@@ -483,6 +527,16 @@ store workers running at once; a COMMIT's WAL flush is not counted there):
 | statement | ms per batch | share |
 |---|---|---|
 $statements
+
+Report latency (item 5): $(fmt "$rpt_customers") customers, $reports_load,
+loaded straight into the reporting fact tables; the period is the last 30
+days, as_of the end of the history; $rpt_requests requests a report, one at a
+time over NNG REQ/REP, after one unmeasured; pond-reporting's peak RSS
+$rss_reporting MiB.
+
+| report | p50 ms | p95 ms | max ms | p95 ≤ 50 ms |
+|---|---|---|---|---|
+$reports_rows
 <!-- bench:end -->
 EOF
 

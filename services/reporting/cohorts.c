@@ -44,9 +44,18 @@ reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
 	if ((rv = pond_pq_query(
 	             conn, &res,
-	             "SELECT stage, count(*) FROM (SELECT " STAGE_EXPR
-	             " AS stage FROM rpt_customers p WHERE "
-	             "first_event_at < $1) s GROUP BY stage",
+	             "WITH " REPORTING_FRESH_CTE(
+	                     "'stage'") " "
+	                                "SELECT value, sum(n) FROM "
+	                                "rpt_rollup_counts WHERE dim "
+	                                "= 'stage' AND (SELECT fresh FROM h) "
+	                                "GROUP BY value "
+	                                "UNION ALL SELECT stage, count(*) "
+	                                "FROM (SELECT " STAGE_EXPR
+	                                " AS stage FROM rpt_customers p WHERE "
+	                                "first_event_at < $1 "
+	                                "AND NOT (SELECT fresh FROM h)) s "
+	                                "GROUP BY stage",
 	             1, params)) != 0) {
 		return (rv);
 	}
@@ -276,20 +285,48 @@ reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
 	"tag, changed_at DESC, seq DESC) x WHERE added)"
 
 static const struct {
-	const char *group_by, *lateral;
+	const char *group_by, *lateral, *dim;
 } portrait_values[] = {
-        {"region", LATEST_FACT("region")},
-        {"industry", LATEST_FACT("industry")},
-        {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)"},
-        {"lifecycle", "(SELECT " STAGE_EXPR " AS value)"},
-        {"tag", TAGS_ON},
+        {"region", LATEST_FACT("region"), "region"},
+        {"industry", LATEST_FACT("industry"), "industry"},
+        {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)",
+         "channel"},
+        {"lifecycle", "(SELECT " STAGE_EXPR " AS value)", "stage"},
+        {"tag", TAGS_ON, NULL},
 };
+
+/* The portrait: from the rollup counts of dim ($3) when they are fresh
+ * at as_of ($1) and no tag ($2) narrows the population (the customers
+ * without a value are the rest of all of them), else from the facts.
+ * Tags have no rollup (BENCHMARKS.md says why and what would make one). */
+/* clang-format off */
+#define PORTRAIT_SQL							\
+	"WITH " REPORTING_FRESH_CTE("$3::text") ", "			\
+	"pop AS (SELECT * FROM rpt_customers p WHERE first_event_at < $1 AND" \
+	" ($2::text IS NULL OR (SELECT added FROM rpt_tag_changes t WHERE"  \
+	" t.partition = p.partition AND t.customer_key = p.customer_key AND" \
+	" t.tag = $2 AND t.changed_at < $1 ORDER BY changed_at DESC, seq"   \
+	" DESC LIMIT 1)) AND NOT (SELECT fresh FROM h)), "		\
+	"slow AS (SELECT v.value, count(*) AS n FROM pop p LEFT JOIN LATERAL" \
+	" %s v ON true GROUP BY v.value), "				\
+	"fast AS (SELECT value, sum(n) AS n FROM rpt_rollup_counts WHERE dim" \
+	" = $3 AND (SELECT fresh FROM h) GROUP BY value), "		\
+	"allc AS (SELECT CASE WHEN (SELECT fresh FROM h) THEN (SELECT"	\
+	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = 'stage')"  \
+	" ELSE (SELECT count(*) FROM pop) END AS n), "			\
+	"r AS (SELECT value, n FROM slow UNION ALL SELECT value, n FROM fast" \
+	" UNION ALL SELECT NULL, (SELECT n FROM allc) - (SELECT"	\
+	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = $3) WHERE" \
+	" (SELECT fresh FROM h)) "					\
+	"SELECT value, n AS cnt, (SELECT n FROM allc) AS total FROM r WHERE" \
+	" n > 0 ORDER BY cnt DESC, value COLLATE \"C\" NULLS LAST"
+/* clang-format on */
 
 int
 reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
                    json_t **out, reporting_error *err)
 {
-	const char *lateral = NULL;
+	const char *lateral = NULL, *dim = NULL;
 	char as_of[40], *sql = NULL;
 	PGresult *res;
 	int rv;
@@ -299,26 +336,15 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 	for (size_t i = 0; i < 5; i++) {
 		if (strcmp(portrait_values[i].group_by, a->group_by) == 0) {
 			lateral = portrait_values[i].lateral;
+			dim = a->tag == NULL ? portrait_values[i].dim : NULL;
 		}
 	}
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
-	const char *params[] = {as_of, a->tag};
-	if (lateral == NULL ||
-	    asprintf(&sql,
-	             "WITH pop AS (SELECT * FROM rpt_customers p WHERE "
-	             "first_event_at < $1 AND ($2::text IS NULL OR (SELECT "
-	             "added FROM rpt_tag_changes t WHERE t.partition = "
-	             "p.partition AND t.customer_key = p.customer_key AND "
-	             "t.tag = $2 AND t.changed_at < $1 ORDER BY changed_at "
-	             "DESC, seq DESC LIMIT 1))) "
-	             "SELECT v.value, count(*), (SELECT count(*) FROM pop) "
-	             "FROM pop p LEFT JOIN LATERAL %s v ON true GROUP BY "
-	             "v.value ORDER BY count(*) DESC, v.value COLLATE \"C\" "
-	             "NULLS LAST",
-	             lateral) < 0) {
+	const char *params[] = {as_of, a->tag, dim};
+	if (lateral == NULL || asprintf(&sql, PORTRAIT_SQL, lateral) < 0) {
 		return (POND_ENOMEM);
 	}
-	rv = pond_pq_query(conn, &res, sql, 2, params);
+	rv = pond_pq_query(conn, &res, sql, 3, params);
 	free(sql);
 	if (rv != 0) {
 		return (rv);

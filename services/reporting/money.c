@@ -26,22 +26,28 @@ static const char acq_sql[] =
         " WHERE occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 "
         " AND ($4::text IS NULL OR channel = $4) GROUP BY channel), "
         "i AS (SELECT c.channel, sum(r.amount_fen) AS incentive FROM c "
-        " JOIN rpt_rewards r ON r.partition = c.partition AND "
-        " r.customer_key = c.customer_key AND r.occurred_at < $3 "
-        " GROUP BY c.channel) "
+        " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r WHERE "
+        " r.partition = c.partition AND r.customer_key = c.customer_key "
+        " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY c.channel) "
         "SELECT COALESCE(n.channel, s.channel) AS ch, "
         " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
         " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING (channel) "
         " LEFT JOIN i ON i.channel = COALESCE(n.channel, s.channel) "
         "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
 
+/* The cohort's orders and rewards are read customer by customer from the
+ * (partition, customer_key, ...) indexes: OFFSET 0 keeps the lateral
+ * subqueries from being flattened into a join that the planner, which
+ * underestimates the rows after acquisition, makes a hash join over every
+ * order of the history (BENCHMARKS.md). */
 static const char revenue_by_day_sql[] =
         "WITH " REPORTING_COHORT_CTE " "
         "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
         " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
-        "FROM c JOIN rpt_orders o ON o.partition = c.partition AND "
+        "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, o.amount_fen "
+        " FROM rpt_orders o WHERE o.partition = c.partition AND "
         " o.customer_key = c.customer_key AND o.occurred_at >= "
-        " c.acquired_at AND o.occurred_at < $3 "
+        " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
         "GROUP BY 1, 2 ORDER BY 1, 2";
 
 /* channel_figures is one channel's (or all channels') acquisition. */
@@ -374,12 +380,17 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 	             conn, &res,
 	             "WITH t AS (SELECT count(*) AS tn FROM rpt_orders WHERE "
 	             "paid AND occurred_at >= $1 AND occurred_at < $2 AND "
-	             "occurred_at < $3 GROUP BY partition, customer_key) "
+	             "occurred_at < $3 GROUP BY partition, customer_key), "
+	             "h AS (SELECT COALESCE(max(latest) < $3, true) AS fresh "
+	             "FROM rpt_rollup_horizon) "
 	             "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM "
-	             "t "
-	             "WHERE tn >= 2), (SELECT count(*) FROM rpt_customers "
-	             "WHERE first_paid[1] < $3), (SELECT count(*) FROM "
-	             "rpt_customers WHERE first_paid[2] < $3)",
+	             "t WHERE tn >= 2), CASE WHEN (SELECT fresh FROM h) THEN "
+	             "(SELECT sum(n) FROM rpt_rollup_counts WHERE dim = "
+	             "'buyers') ELSE (SELECT count(*) FROM rpt_customers "
+	             "WHERE first_paid[1] < $3) END, CASE WHEN (SELECT fresh "
+	             "FROM h) THEN (SELECT sum(n) FROM rpt_rollup_counts "
+	             "WHERE dim = 'buyers2') ELSE (SELECT count(*) FROM "
+	             "rpt_customers WHERE first_paid[2] < $3) END",
 	             3, p.v)) != 0) {
 		return (rv);
 	}

@@ -85,6 +85,11 @@ reporting_run(PGconn *conn, reporting *rp, const char *name,
 	if (slash != NULL) {
 		a.campaign_id = slash + 1;
 	}
+	/* JIT compiling a report's plan costs 0.2-13 s on a large history
+	 * (BENCHMARKS.md), more than the queries it would speed up. */
+	if ((rv = pond_pq_query(conn, NULL, "SET jit = off", 0, NULL)) != 0) {
+		return (rv);
+	}
 	return (fn(conn, rp, &a, out, err));
 }
 

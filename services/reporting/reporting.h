@@ -173,6 +173,15 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"WHERE acquired_at >= $1 AND acquired_at < $2 AND acquired_at < $3 "  \
 	"AND ($4::text IS NULL OR channel = $4))"
 
+/* REPORTING_FRESH_CTE(DIM) is h(fresh): whether the rollups of
+ * 0007_reporting_rollups.sql are the exact answer at as_of $1 (every fact
+ * time they count is before it) for the rollup dimension DIM (a SQL text
+ * expression; NULL: no rollup). Used as a one-time filter, "(SELECT fresh
+ * FROM h)", it runs either the rollup or the fact branch of a query. */
+#define REPORTING_FRESH_CTE(DIM)                                              \
+	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
+	"true) AS fresh FROM rpt_rollup_horizon)"
+
 /* NET_AMOUNT is an rpt_orders row o's effect on net revenue. */
 #define NET_AMOUNT "CASE WHEN o.paid THEN o.amount_fen ELSE -o.amount_fen END"
 

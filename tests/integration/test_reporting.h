@@ -71,6 +71,10 @@ json_t *rw_get(rw_world *w, const char *fmt, ...)
  * value, failing the test if there is none. */
 json_t *rw_row(json_t *report, const char *key, const char *value);
 
+/* rw_seed returns POND_TEST_SEED or the time, and logs it (a random test
+ * prints its seed on failure). */
+unsigned rw_seed(void);
+
 /* rw_assert_num asserts that v is the number want, exactly. */
 void rw_assert_num(json_t *v, double want, const char *what);
 

@@ -585,12 +585,8 @@ Test(reporting_property, arrival_order_changes_nothing, .timeout = 600)
 	static gen g;
 	static expect x;
 	rw_world in_order, shuffled;
-	const char *seed_env = getenv("POND_TEST_SEED");
-	unsigned seed = seed_env != NULL
-	                        ? (unsigned)strtoul(seed_env, NULL, 10)
-	                        : (unsigned)time(NULL);
+	unsigned seed = rw_seed();
 
-	cr_log_info("seed %u (POND_TEST_SEED)", seed);
 	g.seed = seed;
 	gen_history(&g);
 	rw_start(&in_order, "rpt-prop-a", NULL);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pond/tagging.pb-c.h"
@@ -253,4 +254,15 @@ void
 rw_assert_null(json_t *v, const char *what)
 {
 	cr_assert(json_is_null(v), "%s: not null", what);
+}
+
+unsigned
+rw_seed(void)
+{
+	const char *env = getenv("POND_TEST_SEED");
+	unsigned seed = env != NULL ? (unsigned)strtoul(env, NULL, 10)
+	                            : (unsigned)time(NULL);
+
+	cr_log_info("seed %u (POND_TEST_SEED)", seed);
+	return (seed);
 }
