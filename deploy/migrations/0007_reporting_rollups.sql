@@ -199,3 +199,6 @@ CREATE FUNCTION rpt_rollups_rebuild() RETURNS void LANGUAGE sql AS $$
 $$;
 
 SELECT rpt_rollups_rebuild();
+
+-- The reporting role may use the new tables (0005_roles: rpt_%).
+SELECT pond_grant_roles();
