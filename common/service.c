@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <nng/nng.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,27 @@ service_try_start(uv_timer_t *timer)
 /* --- shutdown
  * ------------------------------------------------------------------ */
 
+/* SERVICE_STOP_LIMIT_S bounds a stop. NNG 1.5.2 can hang for ever in
+ * nng_close (nanomsg/nng#1543: its reaper waits for a task that was
+ * prepared but never started; fixed after 1.5.2), and a service that hangs
+ * on SIGTERM is SIGKILLed by whoever sent it, later. So a stop that has not
+ * finished by then ends the process at once. Nothing is lost either way:
+ * an ack goes out only after COMMIT, and a transaction still open when the
+ * process ends is rolled back by PostgreSQL; its publisher sends again. */
+#define SERVICE_STOP_LIMIT_S 6
+
+static void *
+service_stop_watchdog(void *arg)
+{
+	(void)arg;
+	sleep(SERVICE_STOP_LIMIT_S);
+	pond_log_warn("stop_stuck", "after_s=%d note=\"%s\"",
+	              SERVICE_STOP_LIMIT_S,
+	              "exiting now; every ack went out after its commit");
+	_exit(service.exit_code);
+	return (NULL);
+}
+
 static void
 service_signal(uv_signal_t *sig, int signum)
 {
@@ -283,6 +305,11 @@ service_signal(uv_signal_t *sig, int signum)
 	service.stop_requested = true;
 	svc->stopping = true;
 	pond_log_info("stopping", "signal=%d", signum);
+	pthread_t watchdog;
+	if (pthread_create(&watchdog, NULL, service_stop_watchdog, NULL) ==
+	    0) {
+		pthread_detach(watchdog);
+	}
 	bool waiting = uv_is_active((uv_handle_t *)&service.retry);
 	uv_timer_stop(&service.retry);
 	if (service.started) {
