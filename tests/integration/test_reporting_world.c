@@ -77,14 +77,11 @@ rw_stop(rw_world *w)
 void
 rw_send(rw_world *w, const char *fmt, ...)
 {
-	char *events;
 	va_list ap;
 
 	va_start(ap, fmt);
-	cr_assert(vasprintf(&events, fmt, ap) >= 0);
+	ic_vsend_accepted(&w->ingest, fmt, ap);
 	va_end(ap);
-	ic_send_accepted(&w->ingest, events);
-	free(events);
 }
 
 void

@@ -200,14 +200,11 @@ sw_campaign(sw_world *w, const char *json)
 void
 sw_send(sw_world *w, const char *fmt, ...)
 {
-	char *events;
 	va_list ap;
 
 	va_start(ap, fmt);
-	cr_assert(vasprintf(&events, fmt, ap) >= 0);
+	ic_vsend_accepted(&w->ingest, fmt, ap);
 	va_end(ap);
-	ic_send_accepted(&w->ingest, events);
-	free(events);
 }
 
 void

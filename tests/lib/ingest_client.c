@@ -542,3 +542,13 @@ ic_send_accepted(const ic_service *svc, const char *events)
 	json_decref(answer);
 	free(body);
 }
+
+void
+ic_vsend_accepted(const ic_service *svc, const char *fmt, va_list ap)
+{
+	char *events;
+
+	cr_assert(vasprintf(&events, fmt, ap) >= 0);
+	ic_send_accepted(svc, events);
+	free(events);
+}

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <nng/nng.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,6 +204,10 @@ json_t *ic_http_events(const ic_service *svc, const char *body, int *status);
  * the array, as JSON text) with svc's token and fails the test unless
  * the answer is 200 and every event was accepted. */
 void ic_send_accepted(const ic_service *svc, const char *events);
+
+/* ic_vsend_accepted is ic_send_accepted with the events made by vasprintf
+ * from fmt. */
+void ic_vsend_accepted(const ic_service *svc, const char *fmt, va_list ap);
 
 /* --- results
  * -------------------------------------------------------------------
