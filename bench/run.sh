@@ -78,17 +78,8 @@ ingest_pid=
 consumer_pid=
 service_pids=
 
-# stop_proc PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL.
-stop_proc() {
-	kill -TERM "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
+# shellcheck source=mk/proc.sh
+. "$root/mk/proc.sh"
 
 # teardown runs once, on every way out.
 # shellcheck disable=SC2317 # called from traps

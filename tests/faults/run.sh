@@ -73,30 +73,20 @@ artifacts=$root/build/test-artifacts/faults
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 clock=$tmp/clock
-pids=
 clock_pid=
 relay_pid=
 
 # --- teardown ------------------------------------------------------------------
 
-# stop_pid PID: SIGTERM, then SIGKILL after 5 s.
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ "$i" -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
+# shellcheck source=mk/proc.sh
+. "$root/mk/proc.sh"
 
 # shellcheck disable=SC2317 # called from traps
 teardown() {
 	trap - EXIT INT TERM HUP
 	for name in ingest tagging scheduler reporting gateway-sim; do
 		pid=$(cat "$tmp/$name.pid" 2>/dev/null || true)
-		[ -z "$pid" ] || stop_pid "$pid"
+		[ -z "$pid" ] || stop_proc "$pid" 5
 	done
 	[ -z "$relay_pid" ] || kill -TERM "-$relay_pid" 2>/dev/null || true
 	[ -z "$clock_pid" ] || kill "$clock_pid" 2>/dev/null || true

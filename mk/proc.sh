@@ -1,0 +1,15 @@
+# mk/proc.sh - sourced by the scripts that start and stop Pond's processes
+# (bench/run.sh, tests/faults/run.sh).
+
+# stop_proc PID [SECONDS]: SIGTERM, up to SECONDS (default 10) for a clean
+# exit, then SIGKILL; returns at once when PID is gone already.
+stop_proc() {
+	kill -TERM "$1" 2>/dev/null || return 0
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ "$i" -lt $((${2:-10} * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
