@@ -146,7 +146,7 @@ tick_oneshot(tick_job *j, PGconn *conn, pond_time now)
 	                        3, p2)) != 0) {
 		goto fail;
 	}
-	int rows = res != NULL ? PQntuples(res) : 0;
+	int rows = PQntuples(res);
 	for (int r = 0; r < rows; r++) {
 		scheduler_cause cause = {
 		        .partition = (uint32_t)strtoul(PQgetvalue(res, r, 0),
