@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apicall.h"
 #include "db.h"
 #include "log.h"
 #include "scheduler.h"
@@ -30,111 +31,80 @@ typedef enum api_action {
 } api_action;
 
 typedef struct api_req {
+	pond_api_call call; /* first: the call is the request */
 	scheduler *s;
-	pond_http_req *req;
 	api_action action;
-	char token[POND_TOKEN_MAX + 1];
 	char id[128];
 	json_t *body;
-	/* Outcome. */
-	unsigned status;
-	const char *code;
-	char message[300];
-	json_t *reply;
 } api_req;
 
 static int
-api_fail(api_req *r, unsigned status, const char *code, const char *msg)
+api_work(PGconn *conn, pond_api_call *call)
 {
-	r->status = status;
-	r->code = code;
-	if (msg != r->message) {
-		snprintf(r->message, sizeof(r->message), "%s", msg);
-	}
-	return (POND_OK);
-}
-
-static int
-api_work(PGconn *conn, void *arg)
-{
-	api_req *r = arg;
-	pond_role role = pond_api_token_role(conn, r->token);
+	api_req *r = (api_req *)call;
 	int rv;
 
-	if (role == POND_ROLE_NONE) {
-		return (api_fail(r, 401, "unauthorized",
-		                 "Authorization: Bearer <API token> is "
-		                 "required"));
-	}
-	if (role != POND_ROLE_ADMIN && r->action != API_LIST &&
-	    r->action != API_SHOW) {
-		pond_auth_refused(POND_AUTH_ROLE);
-		return (api_fail(r, 403, "forbidden",
-		                 "changing campaigns needs an admin token"));
-	}
 	switch (r->action) {
 	case API_CREATE:
-		rv = scheduler_campaign_create(conn, r->body, &r->reply,
-		                               r->message, sizeof(r->message));
+		rv = scheduler_campaign_create(conn, r->body, &call->reply,
+		                               call->message,
+		                               sizeof(call->message));
 		if (rv == POND_EINVAL) {
-			return (api_fail(r, 400, "bad_campaign", r->message));
+			return (pond_api_fail(call, 400, "bad_campaign",
+			                      call->message));
 		}
 		if (rv == POND_EEXIST) {
-			return (api_fail(r, 409, "exists", r->message));
+			return (pond_api_fail(call, 409, "exists",
+			                      call->message));
 		}
-		r->status = 201;
+		call->status = 201;
 		break;
 	case API_LIST:
-		rv = scheduler_campaign_show(conn, NULL, &r->reply);
+		rv = scheduler_campaign_show(conn, NULL, &call->reply);
 		break;
 	case API_SHOW:
-		rv = scheduler_campaign_show(conn, r->id, &r->reply);
+		rv = scheduler_campaign_show(conn, r->id, &call->reply);
 		break;
 	default:
 		rv = scheduler_campaign_pause(
-		        conn, r->id, r->action == API_PAUSE, &r->reply);
+		        conn, r->id, r->action == API_PAUSE, &call->reply);
 		break;
 	}
 	if (rv == POND_ENOENT) {
-		return (api_fail(r, 404, "not_found", "no such campaign"));
-	}
-	if (rv == 0 && r->status == 0) {
-		r->status = 200;
+		return (pond_api_fail(call, 404, "not_found",
+		                      "no such campaign"));
 	}
 	return (rv);
 }
 
 static void
-api_done(int rv, void *arg)
+api_free(api_req *r)
 {
-	api_req *r = arg;
-	scheduler *s = r->s;
-
-	if (rv != 0) {
-		pond_http_reply_error(r->req, 503, "unavailable",
-		                      "the store failed: %s",
-		                      pond_strerror(rv));
-	} else if (r->reply == NULL) {
-		pond_http_reply_error(r->req, r->status, r->code, "%s",
-		                      r->message);
-	} else {
-		pond_http_reply_json(r->req, r->status, r->reply);
-		r->reply = NULL;
-	}
-	json_decref(r->reply);
 	json_decref(r->body);
 	free(r);
+}
+
+static void
+api_done(pond_api_call *call, int rv)
+{
+	api_req *r = (api_req *)call;
+	scheduler *s = r->s;
+
+	(void)rv;
+	api_free(r);
 	s->jobs--;
 	scheduler_maybe_stopped(s);
 }
+
+static const pond_api_ops api_ops = {api_work, api_done};
 
 /* api_route works out the action from method and path; false when it has
  * answered the request itself. */
 static bool
 api_route(api_req *r)
 {
-	const char *path = pond_http_path(r->req);
-	bool post = strcmp(pond_http_method(r->req), "POST") == 0;
+	const char *path = pond_http_path(r->call.req);
+	bool post = strcmp(pond_http_method(r->call.req), "POST") == 0;
 	const char *rest, *slash;
 
 	if (strcmp(path, "/v1/campaigns") == 0) {
@@ -145,7 +115,7 @@ api_route(api_req *r)
 	slash = strchr(rest, '/');
 	size_t idlen = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
 	if (idlen == 0 || idlen >= sizeof(r->id)) {
-		pond_http_reply_error(r->req, 404, "not_found",
+		pond_http_reply_error(r->call.req, 404, "not_found",
 		                      "no such campaign");
 		return (false);
 	}
@@ -157,7 +127,7 @@ api_route(api_req *r)
 	} else if (post && slash != NULL && strcmp(slash, "/resume") == 0) {
 		r->action = API_RESUME;
 	} else {
-		pond_http_reply_error(r->req, 404, "not_found",
+		pond_http_reply_error(r->call.req, 404, "not_found",
 		                      "expected /v1/campaigns/ID, "
 		                      "/v1/campaigns/ID/pause or "
 		                      "/v1/campaigns/ID/resume");
@@ -171,20 +141,20 @@ static bool
 api_body(api_req *r)
 {
 	size_t len;
-	const char *body = pond_http_body(r->req, &len);
+	const char *body = pond_http_body(r->call.req, &len);
 	json_error_t jerr;
 	scheduler_campaign c;
 
 	if ((r->body = json_loadb(body, len, 0, &jerr)) == NULL) {
-		pond_http_reply_error(r->req, 400, "bad_request",
+		pond_http_reply_error(r->call.req, 400, "bad_request",
 		                      "not JSON at line %d, column %d: %s",
 		                      jerr.line, jerr.column, jerr.text);
 		return (false);
 	}
-	if (scheduler_campaign_parse(r->body, &c, r->message,
-	                             sizeof(r->message)) != 0) {
-		pond_http_reply_error(r->req, 400, "bad_campaign", "%s",
-		                      r->message);
+	if (scheduler_campaign_parse(r->body, &c, r->call.message,
+	                             sizeof(r->call.message)) != 0) {
+		pond_http_reply_error(r->call.req, 400, "bad_campaign", "%s",
+		                      r->call.message);
 		return (false);
 	}
 	scheduler_campaign_clear(&c);
@@ -195,37 +165,21 @@ static void
 api_on_http(pond_http_req *req, void *arg)
 {
 	scheduler *s = arg;
-	const char *token = pond_http_bearer(req);
 	api_req *r;
 
-	if (s->stopping) {
-		pond_http_reply_error(req, 503, "unavailable",
-		                      "shutting down; try again");
-		return;
-	}
-	if (token == NULL || strlen(token) > POND_TOKEN_MAX) {
-		pond_http_reply_error(req, 401, "unauthorized",
-		                      "Authorization: Bearer <API token> is "
-		                      "required");
-		return;
-	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		pond_http_reply_error(req, 503, "no_memory", "out of memory");
+	if ((r = pond_api_call_new(req, s->stopping, sizeof(*r))) == NULL) {
 		return;
 	}
 	r->s = s;
-	r->req = req;
-	snprintf(r->token, sizeof(r->token), "%s", token);
+	r->call.ops = &api_ops;
+	r->call.forbidden = "changing campaigns needs an admin token";
 	if (!api_route(r) || (r->action == API_CREATE && !api_body(r))) {
-		json_decref(r->body);
-		free(r);
+		api_free(r);
 		return;
 	}
-	if (pond_db_submit(s->svc->db, api_work, api_done, r) != 0) {
-		pond_http_reply_error(req, 503, "unavailable",
-		                      "shutting down; try again");
-		json_decref(r->body);
-		free(r);
+	r->call.writes = r->action != API_LIST && r->action != API_SHOW;
+	if (pond_api_call_submit(s->svc->db, &r->call) != 0) {
+		api_free(r);
 		return;
 	}
 	s->jobs++;

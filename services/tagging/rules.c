@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apicall.h"
 #include "db.h"
 #include "log.h"
 #include "service.h"
@@ -31,27 +32,12 @@ typedef enum rules_action {
 } rules_action;
 
 typedef struct rules_req {
+	pond_api_call call; /* first: the call is the request */
 	tagging *tg;
-	pond_http_req *req;
 	rules_action action;
-	char token[POND_TOKEN_MAX + 1];
 	char tag[72];
 	char *condition; /* canonical JSON text (PUT) */
-	/* Outcome. */
-	unsigned status;
-	const char *code;
-	const char *message;
-	json_t *reply;
 } rules_req;
-
-static int
-rules_fail(rules_req *r, unsigned status, const char *code, const char *msg)
-{
-	r->status = status;
-	r->code = code;
-	r->message = msg;
-	return (POND_OK);
-}
 
 static json_t *
 rule_json(const PGresult *res, int row)
@@ -91,19 +77,18 @@ rules_read(PGconn *conn, rules_req *r)
 	if (r->action == RULES_GET) {
 		if (PQntuples(res) == 0) {
 			PQclear(res);
-			return (rules_fail(r, 404, "not_found",
-			                   "no rule for this tag"));
+			return (pond_api_fail(&r->call, 404, "not_found",
+			                      "no rule for this tag"));
 		}
-		r->reply = rule_json(res, 0);
+		r->call.reply = rule_json(res, 0);
 	} else {
 		json_t *rules = json_array();
 		for (int i = 0; rules != NULL && i < PQntuples(res); i++) {
 			json_array_append_new(rules, rule_json(res, i));
 		}
-		r->reply = json_pack("{s:o}", "rules", rules);
+		r->call.reply = json_pack("{s:o}", "rules", rules);
 	}
 	PQclear(res);
-	r->status = 200;
 	return (POND_OK);
 }
 
@@ -140,10 +125,10 @@ rules_write(PGconn *conn, rules_req *r)
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		pond_pq_rollback(conn);
-		return (rules_fail(r, 404, "not_found",
-		                   "no rule for this tag"));
+		return (pond_api_fail(&r->call, 404, "not_found",
+		                      "no rule for this tag"));
 	}
-	r->reply = rule_json(res, 0);
+	r->call.reply = rule_json(res, 0);
 	PQclear(res);
 	res = NULL;
 	/* Every profile now lags the rules: the sweeper re-evaluates them. */
@@ -153,65 +138,46 @@ rules_write(PGconn *conn, rules_req *r)
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto fail;
 	}
-	r->status = 200;
 	return (POND_OK);
 fail:
 	PQclear(res);
-	json_decref(r->reply);
-	r->reply = NULL;
+	json_decref(r->call.reply);
+	r->call.reply = NULL;
 	pond_pq_rollback(conn);
 	return (rv);
 }
 
 static int
-rules_work(PGconn *conn, void *arg)
+rules_work(PGconn *conn, pond_api_call *call)
 {
-	rules_req *r = arg;
-	pond_role role = pond_api_token_role(conn, r->token);
+	rules_req *r = (rules_req *)call;
 
-	if (role == POND_ROLE_NONE) {
-		return (rules_fail(r, 401, "unauthorized",
-		                   "Authorization: Bearer <API token> is "
-		                   "required"));
-	}
-	if (r->action == RULES_LIST || r->action == RULES_GET) {
-		return (rules_read(conn, r));
-	}
-	if (role != POND_ROLE_ADMIN) {
-		pond_auth_refused(POND_AUTH_ROLE);
-		return (rules_fail(r, 403, "forbidden",
-		                   "changing tag rules needs an admin token"));
-	}
-	return (rules_write(conn, r));
+	return (r->call.writes ? rules_write(conn, r) : rules_read(conn, r));
 }
 
 static void
-rules_done(int rv, void *arg)
+rules_free(rules_req *r)
 {
-	rules_req *r = arg;
-	tagging *tg = r->tg;
-
-	if (rv != 0) {
-		pond_http_reply_error(r->req, 503, "unavailable",
-		                      "the store failed: %s",
-		                      pond_strerror(rv));
-	} else if (r->status != 200) {
-		pond_http_reply_error(r->req, r->status, r->code, "%s",
-		                      r->message);
-	} else {
-		pond_http_reply_json(r->req, 200, r->reply);
-		r->reply = NULL;
-		if (r->action == RULES_PUT || r->action == RULES_DELETE) {
-			pond_counter_inc(&tg->counters.rule_writes);
-			tagging_sweep_kick(tg);
-		}
-	}
-	json_decref(r->reply);
 	free(r->condition);
 	free(r);
+}
+
+static void
+rules_done(pond_api_call *call, int rv)
+{
+	rules_req *r = (rules_req *)call;
+	tagging *tg = r->tg;
+
+	if (rv == 0 && r->call.code == NULL && r->call.writes) {
+		pond_counter_inc(&tg->counters.rule_writes);
+		tagging_sweep_kick(tg);
+	}
+	rules_free(r);
 	tg->requests--;
 	tagging_maybe_stopped(tg);
 }
+
+static const pond_api_ops rules_ops = {rules_work, rules_done};
 
 /* rules_parse_body checks a PUT body and keeps its condition's canonical
  * text; false when it has answered the request itself. */
@@ -219,14 +185,14 @@ static bool
 rules_parse_body(rules_req *r)
 {
 	size_t len;
-	const char *body = pond_http_body(r->req, &len);
+	const char *body = pond_http_body(r->call.req, &len);
 	json_error_t jerr;
 	pond_cond_error cerr;
 	pond_cond *cond = NULL;
 	json_t *j = json_loadb(body, len, 0, &jerr), *c;
 
 	if (j == NULL) {
-		pond_http_reply_error(r->req, 400, "bad_request",
+		pond_http_reply_error(r->call.req, 400, "bad_request",
 		                      "not JSON at line %d, column %d (byte "
 		                      "%d): %s",
 		                      jerr.line, jerr.column, jerr.position,
@@ -237,13 +203,13 @@ rules_parse_body(rules_req *r)
 	    (c = json_object_get(j, "condition")) == NULL ||
 	    json_object_size(j) != 1) {
 		json_decref(j);
-		pond_http_reply_error(r->req, 400, "bad_request",
+		pond_http_reply_error(r->call.req, 400, "bad_request",
 		                      "expected a body {\"condition\": ...}");
 		return (false);
 	}
 	if (pond_cond_parse(c, &cond, &cerr) != 0) {
 		json_decref(j);
-		pond_http_reply_error(r->req, 400, "bad_condition",
+		pond_http_reply_error(r->call.req, 400, "bad_condition",
 		                      "at %s: %s", cerr.path, cerr.message);
 		return (false);
 	}
@@ -251,7 +217,7 @@ rules_parse_body(rules_req *r)
 	r->condition = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	if (r->condition == NULL) {
-		pond_http_reply_error(r->req, 503, "no_memory",
+		pond_http_reply_error(r->call.req, 503, "no_memory",
 		                      "out of memory");
 		return (false);
 	}
@@ -264,28 +230,15 @@ rules_on_http(pond_http_req *req, void *arg)
 	tagging *tg = arg;
 	const char *path = pond_http_path(req);
 	const char *method = pond_http_method(req);
-	const char *token = pond_http_bearer(req);
 	const char *why;
 	rules_req *r;
 
-	if (tg->stopping) {
-		pond_http_reply_error(req, 503, "unavailable",
-		                      "shutting down; try again");
-		return;
-	}
-	if (token == NULL || strlen(token) > POND_TOKEN_MAX) {
-		pond_http_reply_error(req, 401, "unauthorized",
-		                      "Authorization: Bearer <API token> is "
-		                      "required");
-		return;
-	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		pond_http_reply_error(req, 503, "no_memory", "out of memory");
+	if ((r = pond_api_call_new(req, tg->stopping, sizeof(*r))) == NULL) {
 		return;
 	}
 	r->tg = tg;
-	r->req = req;
-	snprintf(r->token, sizeof(r->token), "%s", token);
+	r->call.ops = &rules_ops;
+	r->call.forbidden = "changing tag rules needs an admin token";
 	if (strcmp(path, "/v1/tag-rules") == 0) {
 		r->action = RULES_LIST;
 	} else {
@@ -293,7 +246,7 @@ rules_on_http(pond_http_req *req, void *arg)
 		if (!pond_tag_name_ok(tag, &why) &&
 		    strcmp(method, "PUT") == 0) {
 			pond_http_reply_error(req, 400, "bad_tag", "%s", why);
-			free(r);
+			rules_free(r);
 			return;
 		}
 		snprintf(r->tag, sizeof(r->tag), "%s", tag);
@@ -301,15 +254,10 @@ rules_on_http(pond_http_req *req, void *arg)
 		            : strcmp(method, "DELETE") == 0 ? RULES_DELETE
 		                                            : RULES_GET;
 	}
-	if (r->action == RULES_PUT && !rules_parse_body(r)) {
-		free(r);
-		return;
-	}
-	if (pond_db_submit(tg->svc->db, rules_work, rules_done, r) != 0) {
-		pond_http_reply_error(req, 503, "unavailable",
-		                      "shutting down; try again");
-		free(r->condition);
-		free(r);
+	r->call.writes = r->action == RULES_PUT || r->action == RULES_DELETE;
+	if ((r->action == RULES_PUT && !rules_parse_body(r)) ||
+	    pond_api_call_submit(tg->svc->db, &r->call) != 0) {
+		rules_free(r);
 		return;
 	}
 	tg->requests++;
