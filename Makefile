@@ -4,7 +4,8 @@
 #   make test       install what is missing, build with ASan+UBSan, run every test
 #   make run        install what is missing, build, start a local stack with demo traffic
 #   make bench      install what is missing, build release, run the benchmarks and
-#                   rewrite BENCHMARKS.md (BENCH=full for the large sizes)
+#                   rewrite BENCHMARKS.md (BENCH=full for the large sizes,
+#                   BENCH_ONLY=reports for the report latency step alone)
 #   make deps       install the Debian packages the project needs (idempotent)
 #   make images     build the Docker images (base image with mmdebstrap, once)
 #   make test-compose  the compose stack: publish, SIGKILL ingest, count
@@ -216,13 +217,15 @@ run: deps
 	$(MAKE) --no-print-directory BUILD=release all
 	sh mk/run.sh build/release
 
-# BENCH=quick (default, within 15 minutes on two cores) or BENCH=full.
+# BENCH=quick (default, within 15 minutes on two cores) or BENCH=full;
+# BENCH_ONLY=reports runs only the report latency step.
 BENCH ?= quick
+BENCH_ONLY ?=
 
 bench: deps
 	@sh bench/deps.sh
 	$(MAKE) --no-print-directory BUILD=release bench-build
-	BENCH=$(BENCH) sh bench/run.sh build/release
+	BENCH=$(BENCH) BENCH_ONLY=$(BENCH_ONLY) sh bench/run.sh build/release
 
 bench-build: $(PROGRAMS) $(BENCH_BINS)
 

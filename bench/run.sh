@@ -28,6 +28,9 @@
 #                       (the large sizes), or smoke (a minute, to check this
 #                       script; it writes build/bench-artifacts/BENCHMARKS.md)
 #   POND_BENCH_CLIENTS  concurrent publishers / connections (default 4)
+#   BENCH_ONLY          "reports": only step 6, rewriting only its table
+#                       (bench:reports markers) of BENCHMARKS.md; the
+#                       sizes still follow BENCH
 #   POND_BENCH_OUT      the file to rewrite (default BENCHMARKS.md)
 set -eu
 
@@ -54,6 +57,11 @@ full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 e2e_s
 smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 e2e_s=2
 	rpt_customers=2000 rpt_events=40000 rpt_requests=2 ;;
 *) die "BENCH must be quick, full or smoke, not '$mode'" ;;
+esac
+only=${BENCH_ONLY:-}
+case $only in
+'' | reports) ;;
+*) die "BENCH_ONLY must be empty or reports, not '$only'" ;;
 esac
 clients=${POND_BENCH_CLIENTS:-4}
 e2e_rate=5000
@@ -198,6 +206,21 @@ wait_started() {
 	done
 }
 wait_started "$artifacts/ingest.log" pond-ingest
+
+# start_service NAME VAR=VALUE...: bin/pond-NAME on loopback, logging into
+# the artifacts; waits until it has started.
+start_service() {
+	name=$1
+	shift
+	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 "$@" "$bin/pond-$name" \
+		>"$artifacts/$name.log" 2>&1 &
+	service_pids="$service_pids $!"
+	last_pid=$!
+	wait_started "$artifacts/$name.log" "pond-$name"
+}
+
+# Steps 1-5 and the end-to-end run; BENCH_ONLY=reports skips to step 6.
+if [ -z "$only" ]; then
 
 # --- the generators ----------------------------------------------------------
 
@@ -355,18 +378,6 @@ say "HTTP: $http_rate events/s"
 
 # --- end to end ----------------------------------------------------------------
 
-# start_service NAME VAR=VALUE...: bin/pond-NAME on loopback, logging into
-# the artifacts; waits until it has started.
-start_service() {
-	name=$1
-	shift
-	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 "$@" "$bin/pond-$name" \
-		>"$artifacts/$name.log" 2>&1 &
-	service_pids="$service_pids $!"
-	last_pid=$!
-	wait_started "$artifacts/$name.log" "pond-$name"
-}
-
 # The consumers start now, one after the other, behind every record stored
 # so far: how fast each catches up is its throughput, its CPU over that its
 # cost per event. catch_up NAME STREAMS VAR=VALUE...: starts pond-NAME and
@@ -430,6 +441,8 @@ for name in tagging scheduler reporting; do
 done
 say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
+fi # steps 1-5
+
 # --- reports ---------------------------------------------------------------------
 
 # bench_reports: a generated history of rpt_customers customers and about
@@ -471,20 +484,23 @@ bench_reports
 
 # --- BENCHMARKS.md -------------------------------------------------------------
 
-# verdict OK: "yes" or "**no**".
-verdict() {
-	if [ "$1" = 1 ]; then echo yes; else echo "**no**"; fi
-}
-ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
-ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
-ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
-ok_rss=$(calc "($rss_all <= 64 && $rss_tagging <= 64 && $rss_scheduler <= 64 && $rss_reporting <= 64) ? 1 : 0")
-ok_e2e=$(calc "($(field tag_change_p99_ms "$el") <= 50) ? 1 : 0")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem_gib=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 command="make bench"
 [ "$mode" = quick ] || command="make bench BENCH=$mode"
+[ -z "$only" ] || command="$command BENCH_ONLY=$only"
+
+# verdict OK: "yes" or "**no**".
+verdict() {
+	if [ "$1" = 1 ]; then echo yes; else echo "**no**"; fi
+}
+if [ -z "$only" ]; then
+	ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
+	ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
+	ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
+	ok_rss=$(calc "($rss_all <= 64 && $rss_tagging <= 64 && $rss_scheduler <= 64 && $rss_reporting <= 64) ? 1 : 0")
+	ok_e2e=$(calc "($(field tag_change_p99_ms "$el") <= 50) ? 1 : 0")
 
 cat >"$tmp/block" <<EOF
 <!-- bench:begin (written by bench/run.sh; edits here are lost) -->
@@ -519,27 +535,47 @@ store workers running at once; a COMMIT's WAL flush is not counted there):
 |---|---|---|
 $statements
 
-Report latency (item 5): $(fmt "$rpt_customers") customers, $reports_load,
-loaded straight into the reporting fact tables; the period is the last 30
-days, as_of the end of the history; $rpt_requests requests a report, one at a
-time over NNG REQ/REP, after one unmeasured; pond-reporting's peak RSS
-$rss_reporting MiB.
+Report latency (item 5): the table between the bench:reports markers below.
+<!-- bench:end -->
+EOF
+fi
+
+cat >"$tmp/reports_block" <<EOF
+<!-- bench:reports:begin (written by bench/run.sh; edits here are lost) -->
+Command: \`$command\` at commit \`$commit\`, $(date -u '+%Y-%m-%d %H:%M UTC'),
+on $(nproc) cores, $mem_gib GiB. $(fmt "$rpt_customers") customers,
+$reports_load, loaded straight into the reporting fact tables; the period is
+the last 30 days, as_of the end of the history; $rpt_requests requests a
+report, one at a time over NNG REQ/REP, after one unmeasured;
+pond-reporting's peak RSS $rss_reporting MiB.
 
 | report | p50 ms | p95 ms | max ms | p95 ≤ 50 ms |
 |---|---|---|---|---|
 $reports_rows
-<!-- bench:end -->
+<!-- bench:reports:end -->
 EOF
 
-# Replace the block in the file, or append it when the markers are missing.
-if [ -f "$out" ] && grep -q '^<!-- bench:begin' "$out"; then
-	awk -v block="$tmp/block" '
-		/^<!-- bench:begin/ { while ((getline l < block) > 0) print l; skip = 1; next }
-		/^<!-- bench:end/ { skip = 0; next }
-		!skip { print }' "$out" >"$tmp/out"
-	cat "$tmp/out" >"$out"
-else
-	cat "$tmp/block" >>"$out"
-fi
+# replace_block NAME FILE: the text between the NAME markers of $out
+# becomes FILE (markers included), or FILE is appended without them.
+replace_block() {
+	if [ -f "$out" ] && grep -q "^<!-- $1:begin" "$out"; then
+		awk -v block="$2" -v name="$1" '
+			index($0, "<!-- " name ":begin") == 1 {
+				while ((getline l < block) > 0) print l
+				skip = 1
+				next
+			}
+			index($0, "<!-- " name ":end") == 1 { skip = 0; next }
+			!skip { print }' "$out" >"$tmp/out"
+		cat "$tmp/out" >"$out"
+	else
+		cat "$2" >>"$out"
+	fi
+}
+[ -n "$only" ] || replace_block bench "$tmp/block"
+replace_block bench:reports "$tmp/reports_block"
 say "done; $out rewritten:"
-sed -n '/^| # /,/^<!-- bench:end/p' "$out" | sed '$d'
+if [ -z "$only" ]; then
+	sed -n '/^| # /,/^<!-- bench:end/p' "$out" | sed '$d'
+fi
+sed -n '/^| report /,/^<!-- bench:reports:end/p' "$out" | sed '$d'
