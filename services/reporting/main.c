@@ -43,6 +43,10 @@ static const pond_config_var reporting_vars[] = {
                       commission_tiers, "0:0.03,1000000:0.05,5000000:0.08",
                       "guide and store commission tiers "
                       "(THRESHOLD_FEN:RATE,..., ascending from 0)"),
+        POND_CONF_STR("POND_REPORTING_DSN", reporting_config, reads_dsn, "",
+                      "libpq DSN that report requests read from, e.g. a "
+                      "streaming replica (empty: POND_DSN); the stream "
+                      "consumers and goal changes use POND_DSN"),
         POND_CONF_INT("POND_ATTRIBUTION_H", reporting_config, attribution_h,
                       "72", 1, 8760,
                       "hours after a delivered touch (or a hold-out "

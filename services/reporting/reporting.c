@@ -262,10 +262,17 @@ call_done(int rv, void *arg)
 	}
 }
 
+/* call_submit queues c's work: reads on the POND_REPORTING_DSN pool (a
+ * replica) when there is one, goal changes always on the primary. */
 static void
 call_submit(reporting_call *c)
 {
-	if (pond_db_submit(c->rp->svc->db, call_work, call_done, c) != 0) {
+	bool writes =
+	        c->action == CALL_GOAL_PUT || c->action == CALL_GOAL_DELETE;
+	pond_db *db = c->rp->reads != NULL && !writes ? c->rp->reads
+	                                              : c->rp->svc->db;
+
+	if (pond_db_submit(db, call_work, call_done, c) != 0) {
 		c->rv = reporting_fail(&c->err, 503, "unavailable",
 		                       "shutting down");
 		c->rp->requests++;
@@ -514,6 +521,15 @@ reporting_start(pond_service *svc)
 	pond_apply_fn applies[3] = {reporting_apply_events,
 	                            reporting_apply_tag_changes,
 	                            reporting_apply_touches};
+	if (rp->conf.reads_dsn[0] != '\0' &&
+	    (rv = pond_db_open(&rp->reads, svc->loop, rp->conf.reads_dsn,
+	                       (int)svc->conf.db_conns, "reporting-reads")) !=
+	            0) {
+		pond_log_error("reads_store_failed",
+		               "var=POND_REPORTING_DSN why=\"%s\"",
+		               pond_strerror(rv));
+		return (rv);
+	}
 	if ((rv = register_metrics(rp, svc->metrics)) != 0 ||
 	    (rv = register_routes(rp, svc->http)) != 0 ||
 	    (rv = pond_rep_listen(&rp->rep, svc->bus, rp->conf.nng_url, 16,
@@ -555,10 +571,22 @@ reporting_healthy(pond_service *svc, char *why, size_t len)
 	return (true);
 }
 
+static void
+reads_closed(void *arg)
+{
+	reporting_maybe_stopped(arg);
+}
+
 void
 reporting_maybe_stopped(reporting *rp)
 {
 	if (rp->consumers_running > 0 || rp->rep != NULL || rp->requests > 0) {
+		return;
+	}
+	if (rp->reads != NULL) {
+		pond_db *reads = rp->reads;
+		rp->reads = NULL;
+		pond_db_close(reads, reads_closed, rp);
 		return;
 	}
 	pond_service_stopped(rp->svc);

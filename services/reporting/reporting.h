@@ -56,6 +56,7 @@ typedef struct reporting_config {
 	char *touches_sub_urls;
 	char *nng_url;
 	char *commission_tiers;
+	char *reads_dsn; /* POND_REPORTING_DSN: "" reads where it writes */
 	int64_t attribution_h;
 	int64_t batch;
 } reporting_config;
@@ -77,7 +78,8 @@ typedef struct reporting {
 	pond_consumer *consumers[3];
 	int consumers_running;
 	pond_rep *rep;
-	int requests; /* in flight, HTTP and NNG */
+	pond_db *reads; /* POND_REPORTING_DSN's pool; NULL: svc->db */
+	int requests;   /* in flight, HTTP and NNG */
 	bool stopping;
 	reporting_counters counters;
 } reporting;
