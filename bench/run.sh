@@ -29,8 +29,9 @@
 #                       script; it writes build/bench-artifacts/BENCHMARKS.md)
 #   POND_BENCH_CLIENTS  concurrent publishers / connections (default 4)
 #   BENCH_ONLY          "reports": only step 6, rewriting only its table
-#                       (bench:reports markers) of BENCHMARKS.md; the
-#                       sizes still follow BENCH
+#                       (bench:reports markers) of BENCHMARKS.md;
+#                       "pipeline": every step but 6, rewriting only the
+#                       main table; the sizes still follow BENCH
 #   POND_BENCH_OUT      the file to rewrite (default BENCHMARKS.md)
 set -eu
 
@@ -51,17 +52,20 @@ bin=$(cd "$1/bin" && pwd -P)
 mode=${BENCH:-quick}
 case $mode in
 quick) rounds=5 warm=20000 ingest_n=200000 http_n=100000 catchup_n=200000 e2e_s=20
+	catchup_limit_s=900
 	rpt_customers=100000 rpt_events=2000000 rpt_requests=20 ;;
 full) rounds=5 warm=50000 ingest_n=1000000 http_n=500000 catchup_n=1000000 e2e_s=120
+	catchup_limit_s=3600
 	rpt_customers=1000000 rpt_events=20000000 rpt_requests=20 ;;
 smoke) rounds=1 warm=2000 ingest_n=5000 http_n=2000 catchup_n=5000 e2e_s=2
+	catchup_limit_s=300
 	rpt_customers=2000 rpt_events=40000 rpt_requests=2 ;;
 *) die "BENCH must be quick, full or smoke, not '$mode'" ;;
 esac
 only=${BENCH_ONLY:-}
 case $only in
-'' | reports) ;;
-*) die "BENCH_ONLY must be empty or reports, not '$only'" ;;
+'' | reports | pipeline) ;;
+*) die "BENCH_ONLY must be empty, reports or pipeline, not '$only'" ;;
 esac
 clients=${POND_BENCH_CLIENTS:-4}
 e2e_rate=5000
@@ -220,7 +224,7 @@ start_service() {
 }
 
 # Steps 1-5 and the end-to-end run; BENCH_ONLY=reports skips to step 6.
-if [ -z "$only" ]; then
+if [ "$only" != reports ]; then
 
 # --- the generators ----------------------------------------------------------
 
@@ -266,7 +270,7 @@ start_consumer() {
 # until the lag is 0 (at most 15 minutes).
 wait_caught_up() {
 	: >"$1"
-	deadline=$(($(date +%s) + 900))
+	deadline=$(($(date +%s) + catchup_limit_s))
 	while :; do
 		lag=$(sql "${2:-$lag_sql}")
 		echo "$(date +%s.%N) $lag" >>"$1"
@@ -378,16 +382,30 @@ say "HTTP: $http_rate events/s"
 
 # --- end to end ----------------------------------------------------------------
 
-# The consumers start now, one after the other, behind every record stored
-# so far: how fast each catches up is its throughput, its CPU over that its
-# cost per event. catch_up NAME STREAMS VAR=VALUE...: starts pond-NAME and
+# The consumers start now, one after the other, each catchup_n events
+# behind: how fast each catches up is its throughput, its CPU over that its
+# cost per event. Whatever ran before, each starts the same distance behind:
+# its cursors are put ceil(catchup_n / parts) records before each head of
+# the streams it reads (the records before are skipped; the store is the
+# bench's own). catch_up NAME STREAMS VAR=VALUE...: starts pond-NAME and
 # waits until it has applied every record of STREAMS (comma-separated);
-# sets NAME_rate, NAME_cpu (CPU-s per million events) and NAME_pid.
-events_so_far=$(sql "SELECT sum(head) FROM stream_heads WHERE stream = 'events'")
+# sets NAME_behind (events), NAME_rate, NAME_cpu (CPU-s per million
+# events) and NAME_pid.
 catch_up() {
 	name=$1 streams=$2
 	shift 2
-	say "$name: catching up on $events_so_far events"
+	in_list=$(echo "$streams" | sed "s/^/'/; s/,/', '/g; s/\$/'/")
+	sql "INSERT INTO consumer_cursors (consumer, stream, partition, seq)
+		SELECT '$name', stream, partition,
+		greatest(head - ceil($catchup_n / $parts.0)::bigint, 0)
+		FROM stream_heads WHERE stream IN ($in_list)
+		ON CONFLICT (consumer, stream, partition)
+		DO UPDATE SET seq = EXCLUDED.seq"
+	behind=$(sql "SELECT sum(h.head - c.seq) FROM stream_heads h
+		JOIN consumer_cursors c ON c.consumer = '$name'
+		AND c.stream = h.stream AND c.partition = h.partition
+		WHERE h.stream = 'events'")
+	say "$name: catching up on $behind events"
 	t0=$(date +%s.%N)
 	start_service "$name" "$@"
 	lag_all=$(for st in $(echo "$streams" | tr , ' '); do
@@ -396,9 +414,10 @@ catch_up() {
 	wait_caught_up "$tmp/${name}_lag" "SELECT $lag_all 0"
 	secs=$(calc "$(date +%s.%N) - $t0")
 	eval "${name}_pid=$last_pid"
-	eval "${name}_rate=$(calc "$events_so_far / $secs")"
-	eval "${name}_cpu=$(calc "$(cpu_ticks "$last_pid") / $hz / $events_so_far * 1e6")"
-	say "$name: $(fmt "$events_so_far / $secs") events/s"
+	eval "${name}_behind=$behind"
+	eval "${name}_rate=$(calc "$behind / $secs")"
+	eval "${name}_cpu=$(calc "$(cpu_ticks "$last_pid") / $hz / $behind * 1e6")"
+	say "$name: $(fmt "$behind / $secs") events/s"
 }
 free_port
 tags_pub=tcp://127.0.0.1:$port
@@ -480,7 +499,7 @@ bench_reports() {
 	}' "$tmp/reports")
 	cat "$tmp/reports"
 }
-bench_reports
+[ "$only" = pipeline ] || bench_reports
 
 # --- BENCHMARKS.md -------------------------------------------------------------
 
@@ -495,7 +514,7 @@ command="make bench"
 verdict() {
 	if [ "$1" = 1 ]; then echo yes; else echo "**no**"; fi
 }
-if [ -z "$only" ]; then
+if [ "$only" != reports ]; then
 	ok_rate=$(calc "($ingest_rate >= 40000) ? 1 : 0")
 	ok_ratio=$(calc "($ratio >= 0.6) ? 1 : 0")
 	ok_catchup=$(calc "($catchup_rate >= 50000) ? 1 : 0")
@@ -518,9 +537,9 @@ database on the same machine.
 | 3 | end to end at a steady $(fmt "$e2e_rate") events/s for $e2e_s s: event acked → tag change committed (each event a new customer's \`contact_added\`) | **p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms**, max $(field tag_change_max_ms "$el") ms ($(fmt "$(field tag_changes "$el")") events) | ingest's own batch round trip, NNG rounds: p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms | — | p99 ≤ 50 ms | $(verdict "$ok_e2e") |
 | 3 | the same run: event acked → touch committed by the scheduler (a welcome campaign on \`contact_added\`) | **p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms**, max $(field touch_max_ms "$el") ms ($(fmt "$(field touchs "$el")") touches) | ack → tag change above | — | — | — |
 | 4 | catch-up: consumer stopped while $(fmt "$catchup_n") events arrive, then started | **$(fmt "$catchup_rate") records/s** applied (from the cursors, first move to caught up) | $(fmt "$catchup_wall") records/s counting start-up ($catchup_secs s in all) | — | ≥ 50,000/s | $(verdict "$ok_catchup") |
-| 4 | catch-up of pond-tagging, started behind every event of this run | **$(fmt "$tagging_rate") events/s** applied ($(fmt "$events_so_far") events: profiles, tags, tag changes) | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
-| 4 | catch-up of pond-scheduler (events and tag changes; no campaign yet) | **$(fmt "$scheduler_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
-| 4 | catch-up of pond-reporting (all three streams into its fact tables) | **$(fmt "$reporting_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
+| 4 | catch-up of pond-tagging, started $(fmt "$tagging_behind") events behind | **$(fmt "$tagging_rate") events/s** applied (profiles, tags, tag changes) | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
+| 4 | catch-up of pond-scheduler (events and tag changes; no campaign yet), started $(fmt "$scheduler_behind") events behind | **$(fmt "$scheduler_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
+| 4 | catch-up of pond-reporting (all three streams into its fact tables), started $(fmt "$reporting_behind") events behind | **$(fmt "$reporting_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
 | 6 | peak RSS (VmHWM) of pond-ingest | **$rss_all MiB** after NNG and HTTP ($rss_nng MiB after the NNG rounds) | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
 | 6 | peak RSS (VmHWM) of pond-tagging, pond-scheduler, pond-reporting after their catch-up and the end-to-end run | **$rss_tagging / $rss_scheduler / $rss_reporting MiB** | — | — | ≤ 64 MiB | $(verdict "$ok_rss") |
 | 7 | CPU per 1M events, pond-ingest (user + system) | **$(calc "$ingest_cpu" | awk '{ printf "%.1f", $1 }') CPU-s** over NNG; $(calc "$http_cpu" | awk '{ printf "%.1f", $1 }') CPU-s over HTTP | — | — | — | — |
@@ -540,7 +559,8 @@ Report latency (item 5): the table between the bench:reports markers below.
 EOF
 fi
 
-cat >"$tmp/reports_block" <<EOF
+if [ "$only" != pipeline ]; then
+	cat >"$tmp/reports_block" <<EOF
 <!-- bench:reports:begin (written by bench/run.sh; edits here are lost) -->
 Command: \`$command\` at commit \`$commit\`, $(date -u '+%Y-%m-%d %H:%M UTC'),
 on $(nproc) cores, $mem_gib GiB. $(fmt "$rpt_customers") customers,
@@ -554,6 +574,7 @@ pond-reporting's peak RSS $rss_reporting MiB.
 $reports_rows
 <!-- bench:reports:end -->
 EOF
+fi
 
 # replace_block NAME FILE: the text between the NAME markers of $out
 # becomes FILE (markers included), or FILE is appended without them.
@@ -572,10 +593,12 @@ replace_block() {
 		cat "$2" >>"$out"
 	fi
 }
-[ -n "$only" ] || replace_block bench "$tmp/block"
-replace_block bench:reports "$tmp/reports_block"
+[ "$only" = reports ] || replace_block bench "$tmp/block"
+[ "$only" = pipeline ] || replace_block bench:reports "$tmp/reports_block"
 say "done; $out rewritten:"
-if [ -z "$only" ]; then
+if [ "$only" != reports ]; then
 	sed -n '/^| # /,/^<!-- bench:end/p' "$out" | sed '$d'
 fi
-sed -n '/^| report /,/^<!-- bench:reports:end/p' "$out" | sed '$d'
+if [ "$only" != pipeline ]; then
+	sed -n '/^| report /,/^<!-- bench:reports:end/p' "$out" | sed '$d'
+fi
