@@ -5,7 +5,10 @@
  * so the facts kept here (consent, removed contacts, fission invitees),
  * the touches selected and their touch_changes commit with the cursor:
  * a crash before COMMIT leaves nothing, after it everything, and a replay
- * finds its touches already there (their ids come from the cause).
+ * finds its touches already there (their ids come from the cause). The
+ * triggers of a batch are collected and settled together at its end
+ * (select.c), or earlier when a record is about to change the facts of a
+ * customer still waiting to be settled.
  *
  * events:       opt_out / opt_in, contact_removed / contact_added, the
  *               fission invitee count of referral contact_added, receipts,
@@ -34,6 +37,7 @@ typedef struct apply_ctx {
 	PGconn *conn;
 	pond_arena arena;
 	scheduler_campaigns campaigns;
+	scheduler_selections selections; /* settled together (select.c) */
 	scheduler_changes changes;
 } apply_ctx;
 
@@ -238,8 +242,8 @@ apply_fission(apply_ctx *a, const Pond__Event *ev, pond_time occurred)
 		        .selected_at = occurred,
 		        .reward = true,
 		};
-		if ((rv = scheduler_select(a->conn, &a->arena, &a->s->rules, c,
-		                           &cause, &a->changes)) != 0) {
+		if ((rv = scheduler_selections_add(&a->selections, &a->arena,
+		                                   c, &cause)) != 0) {
 			return (rv);
 		}
 	}
@@ -355,8 +359,9 @@ event_type(const Pond__Event *ev)
 	return (f != NULL ? f->name : "");
 }
 
-/* apply_triggers selects the customer for every campaign triggered by
- * the trigger kind and value; tag is the cause ("e<seq>", "t<seq>"). */
+/* apply_triggers adds the customer to the batch's selections for every
+ * campaign triggered by the trigger kind and value; tag is the cause
+ * ("e<seq>", "t<seq>"). */
 static int
 apply_triggers(apply_ctx *a, scheduler_trigger kind, const char *value,
                uint32_t partition, const char *key, const char *tag,
@@ -376,8 +381,8 @@ apply_triggers(apply_ctx *a, scheduler_trigger kind, const char *value,
 		        .tag = tag,
 		        .selected_at = selected_at,
 		};
-		if ((rv = scheduler_select(a->conn, &a->arena, &a->s->rules, c,
-		                           &cause, &a->changes)) != 0) {
+		if ((rv = scheduler_selections_add(&a->selections, &a->arena,
+		                                   c, &cause)) != 0) {
 			return (rv);
 		}
 	}
@@ -389,6 +394,31 @@ ts_time(const Google__Protobuf__Timestamp *ts)
 {
 	return (ts != NULL ? pond_time_from_parts(ts->seconds, ts->nanos)
 	                   : pond_now());
+}
+
+/* apply_settle_before settles the selections so far when ev is about to
+ * change what one of them reads or moves (its customer's consent or
+ * contact, a touch by receipt, a reward by order): a selection is judged
+ * on the facts of its own moment in the stream, as if settled alone. */
+static int
+apply_settle_before(apply_ctx *a, const Pond__Event *ev)
+{
+	switch (ev->body_case) {
+	case POND__EVENT__BODY_OPT_OUT:
+	case POND__EVENT__BODY_OPT_IN:
+	case POND__EVENT__BODY_CONTACT_REMOVED:
+	case POND__EVENT__BODY_CONTACT_ADDED:
+	case POND__EVENT__BODY_TOUCH_RECEIPT:
+	case POND__EVENT__BODY_ORDER_PAID:
+		break;
+	default:
+		return (POND_OK);
+	}
+	if (!scheduler_selections_has(&a->selections, ev->customer_key)) {
+		return (POND_OK);
+	}
+	return (scheduler_select(a->conn, &a->arena, &a->s->rules,
+	                         &a->selections, &a->changes));
 }
 
 static int
@@ -409,7 +439,8 @@ apply_event(apply_ctx *a, const pond_record *rec)
 		return (POND_OK);
 	}
 	pond_time occurred = ts_time(ev->occurred_at);
-	if ((rv = apply_fact(a, rec->partition, ev, occurred)) != 0) {
+	if ((rv = apply_settle_before(a, ev)) != 0 ||
+	    (rv = apply_fact(a, rec->partition, ev, occurred)) != 0) {
 		return (rv);
 	}
 	switch (ev->body_case) {
@@ -475,12 +506,15 @@ apply_records(scheduler *s, int which, PGconn *conn, const pond_record *recs,
 			goto out;
 		}
 	}
-	if ((rv = scheduler_changes_write(conn, &a.arena, s->nparts,
+	if ((rv = scheduler_select(conn, &a.arena, &s->rules, &a.selections,
+	                           &a.changes)) != 0 ||
+	    (rv = scheduler_changes_write(conn, &a.arena, s->nparts,
 	                                  &a.changes)) != 0) {
 		goto out;
 	}
 	rv = stage_set(s, which, recs[0].partition, &a.changes);
 out:
+	scheduler_selections_free(&a.selections);
 	scheduler_campaigns_free(&a.campaigns);
 	scheduler_changes_free(&a.changes);
 	pond_arena_reset(&a.arena);
