@@ -38,8 +38,20 @@ typedef struct apply_ctx {
 	pond_arena arena;
 	scheduler_campaigns campaigns;
 	scheduler_selections selections; /* settled together (select.c) */
+	struct contact_fact *contacts; /* written together (apply_contacts) */
+	size_t ncontacts, capcontacts;
 	scheduler_changes changes;
 } apply_ctx;
+
+/* contact_fact is one contact_added / contact_removed waiting to be
+ * written; seq orders two of one customer with the same time. */
+typedef struct contact_fact {
+	const char *part;
+	const char *key;
+	bool removed;
+	pond_time at;
+	size_t seq;
+} contact_fact;
 
 /* --- staging until COMMIT -------------------------------------------------
  */
@@ -124,17 +136,143 @@ tags_committed(uint32_t partition, void *arg)
 /* --- facts ---------------------------------------------------------------
  */
 
+/* contact_queue keeps a contact fact until the next settle. */
+static int
+contact_queue(apply_ctx *a, const char *part, const char *key, bool removed,
+              pond_time at)
+{
+	if (a->ncontacts == a->capcontacts) {
+		size_t cap = a->capcontacts == 0 ? 64 : a->capcontacts * 2;
+		contact_fact *v = realloc(a->contacts, cap * sizeof(*v));
+		if (v == NULL) {
+			return (POND_ENOMEM);
+		}
+		a->contacts = v;
+		a->capcontacts = cap;
+	}
+	contact_fact *f = &a->contacts[a->ncontacts];
+	*f = (contact_fact){.part = pond_arena_strdup(&a->arena, part),
+	                    .key = pond_arena_strdup(&a->arena, key),
+	                    .removed = removed,
+	                    .at = at,
+	                    .seq = a->ncontacts};
+	if (f->part == NULL || f->key == NULL) {
+		return (POND_ENOMEM);
+	}
+	a->ncontacts++;
+	return (POND_OK);
+}
+
+static int
+cmp_contact(const void *x, const void *y)
+{
+	const contact_fact *a = x, *b = y;
+	int c = strcmp(a->key, b->key);
+
+	if (c != 0) {
+		return (c);
+	}
+	if (a->at != b->at) {
+		return (a->at < b->at ? -1 : 1);
+	}
+	return (a->seq < b->seq ? -1 : a->seq > b->seq);
+}
+
+/* apply_contacts writes the queued contact facts with one upsert. Of one
+ * customer's facts the latest by occurred_at wins (ties: the later in the
+ * stream), and it replaces the stored one only if that is not newer:
+ * what applying them one by one would leave. */
+static int
+apply_contacts(apply_ctx *a)
+{
+	const char **cols[4];
+	char *lits[4] = {0};
+	size_t n = 0;
+	int rv = POND_ENOMEM;
+
+	if (a->ncontacts == 0) {
+		return (POND_OK);
+	}
+	qsort(a->contacts, a->ncontacts, sizeof(*a->contacts), cmp_contact);
+	for (int j = 0; j < 4; j++) {
+		if ((cols[j] = pond_arena_alloc(
+		             &a->arena, a->ncontacts * sizeof(char *))) ==
+		    NULL) {
+			return (POND_ENOMEM);
+		}
+	}
+	for (size_t i = 0; i < a->ncontacts; i++) {
+		const contact_fact *f = &a->contacts[i];
+		char at[24];
+		if (i + 1 < a->ncontacts &&
+		    strcmp(f->key, a->contacts[i + 1].key) == 0) {
+			continue; /* not the customer's latest */
+		}
+		snprintf(at, sizeof(at), "%" PRId64, f->at);
+		cols[0][n] = f->part;
+		cols[1][n] = f->key;
+		cols[2][n] = f->removed ? "t" : "f";
+		if ((cols[3][n++] = pond_arena_strdup(&a->arena, at)) ==
+		    NULL) {
+			return (POND_ENOMEM);
+		}
+	}
+	for (int j = 0; j < 4; j++) {
+		if ((lits[j] = pond_pq_text_array(cols[j], n)) == NULL) {
+			goto out;
+		}
+	}
+	const char *params[] = {lits[0], lits[1], lits[2], lits[3]};
+	rv = pond_pq_query(
+	        a->conn, NULL,
+	        "INSERT INTO sched_customers (partition, customer_key, "
+	        "removed, contact_changed_at) SELECT p, k, r, to_timestamp(t "
+	        "/ 1000000.0) FROM unnest($1::int[], $2::text[], "
+	        "$3::boolean[], $4::bigint[]) AS u(p, k, r, t) ORDER BY p, k "
+	        "ON CONFLICT (partition, customer_key) DO UPDATE SET removed "
+	        "= "
+	        "excluded.removed, contact_changed_at = "
+	        "excluded.contact_changed_at WHERE "
+	        "sched_customers.contact_changed_at IS NULL OR "
+	        "sched_customers.contact_changed_at <= "
+	        "excluded.contact_changed_at",
+	        4, params);
+	a->ncontacts = 0;
+out:
+	for (int j = 0; j < 4; j++) {
+		free(lits[j]);
+	}
+	return (rv);
+}
+
+/* apply_settle writes the queued contact facts and settles the
+ * selections so far (select.c), whose rules read those facts. */
+static int
+apply_settle(apply_ctx *a)
+{
+	int rv;
+
+	if ((rv = apply_contacts(a)) != 0) {
+		return (rv);
+	}
+	return (scheduler_select(a->conn, &a->arena, &a->s->rules,
+	                         &a->selections, &a->changes));
+}
+
 /* apply_fact keeps the consent and contact facts the rules read; the
  * latest by occurred_at wins (ties: the later in the stream), so a late
- * event with an earlier time does not undo a newer one. */
+ * event with an earlier time does not undo a newer one. Contact facts
+ * (removed) are queued and written together at the next settle; consent
+ * is written at once. */
 static int
 apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
            pond_time occurred)
 {
-	const char *channel = NULL, *out = "t", *sql;
+	const char *channel = NULL, *out = "t";
 	char part[16], at[24];
 	int rv;
 
+	snprintf(part, sizeof(part), "%" PRIu32, partition);
 	switch (ev->body_case) {
 	case POND__EVENT__BODY_OPT_OUT:
 		channel = ev->opt_out->channel;
@@ -144,14 +282,14 @@ apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
 		out = "f";
 		break;
 	case POND__EVENT__BODY_CONTACT_REMOVED:
-		break;
 	case POND__EVENT__BODY_CONTACT_ADDED:
-		out = "f";
-		break;
+		return (contact_queue(
+		        a, part, ev->customer_key,
+		        ev->body_case == POND__EVENT__BODY_CONTACT_REMOVED,
+		        occurred));
 	default:
 		return (POND_OK);
 	}
-	snprintf(part, sizeof(part), "%" PRIu32, partition);
 	snprintf(at, sizeof(at), "%" PRId64, occurred);
 	const char *params[] = {part, ev->customer_key, at, out, channel};
 	if ((rv = pond_pq_query(a->conn, NULL,
@@ -161,28 +299,18 @@ apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
 	                        2, params)) != 0) {
 		return (rv);
 	}
-	if (channel != NULL) {
-		sql = "UPDATE sched_customers s SET consent = c.v, opted_out "
-		      "= "
-		      "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM "
-		      "jsonb_each(c.v) e(k, x) WHERE (x->>'out')::boolean) "
-		      "FROM (SELECT CASE WHEN coalesce((consent->$5->>'at')::"
-		      "bigint, -1) <= $3::bigint THEN jsonb_set(consent, "
-		      "ARRAY[$5::text], jsonb_build_object('out', "
-		      "$4::boolean, "
-		      "'at', $3::bigint)) ELSE consent END AS v FROM "
-		      "sched_customers WHERE partition = $1 AND customer_key "
-		      "= "
-		      "$2) c WHERE s.partition = $1 AND s.customer_key = $2";
-	} else {
-		sql = "UPDATE sched_customers SET removed = $4::boolean, "
-		      "contact_changed_at = to_timestamp($3::bigint / "
-		      "1000000.0) WHERE partition = $1 AND customer_key = $2 "
-		      "AND (contact_changed_at IS NULL OR contact_changed_at "
-		      "<= to_timestamp($3::bigint / 1000000.0))";
-	}
-	return (pond_pq_query(a->conn, NULL, sql, channel != NULL ? 5 : 4,
-	                      params));
+	return (pond_pq_query(
+	        a->conn, NULL,
+	        "UPDATE sched_customers s SET consent = c.v, opted_out = "
+	        "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM "
+	        "jsonb_each(c.v) e(k, x) WHERE (x->>'out')::boolean) FROM "
+	        "(SELECT CASE WHEN coalesce((consent->$5->>'at')::bigint, -1) "
+	        "<= $3::bigint THEN jsonb_set(consent, ARRAY[$5::text], "
+	        "jsonb_build_object('out', $4::boolean, 'at', $3::bigint)) "
+	        "ELSE consent END AS v FROM sched_customers WHERE partition = "
+	        "$1 AND customer_key = $2) c WHERE s.partition = $1 AND "
+	        "s.customer_key = $2",
+	        5, params));
 }
 
 /* apply_fission counts a referral invitee for the inviter in every
@@ -417,8 +545,7 @@ apply_settle_before(apply_ctx *a, const Pond__Event *ev)
 	if (!scheduler_selections_has(&a->selections, ev->customer_key)) {
 		return (POND_OK);
 	}
-	return (scheduler_select(a->conn, &a->arena, &a->s->rules,
-	                         &a->selections, &a->changes));
+	return (apply_settle(a));
 }
 
 static int
@@ -506,14 +633,14 @@ apply_records(scheduler *s, int which, PGconn *conn, const pond_record *recs,
 			goto out;
 		}
 	}
-	if ((rv = scheduler_select(conn, &a.arena, &s->rules, &a.selections,
-	                           &a.changes)) != 0 ||
+	if ((rv = apply_settle(&a)) != 0 ||
 	    (rv = scheduler_changes_write(conn, &a.arena, s->nparts,
 	                                  &a.changes)) != 0) {
 		goto out;
 	}
 	rv = stage_set(s, which, recs[0].partition, &a.changes);
 out:
+	free(a.contacts);
 	scheduler_selections_free(&a.selections);
 	scheduler_campaigns_free(&a.campaigns);
 	scheduler_changes_free(&a.changes);
