@@ -186,9 +186,7 @@ static int
 apply_contacts(apply_ctx *a)
 {
 	const char **cols[4];
-	char *lits[4] = {0};
 	size_t n = 0;
-	int rv = POND_ENOMEM;
 
 	if (a->ncontacts == 0) {
 		return (POND_OK);
@@ -217,13 +215,8 @@ apply_contacts(apply_ctx *a)
 			return (POND_ENOMEM);
 		}
 	}
-	for (int j = 0; j < 4; j++) {
-		if ((lits[j] = pond_pq_text_array(cols[j], n)) == NULL) {
-			goto out;
-		}
-	}
-	const char *params[] = {lits[0], lits[1], lits[2], lits[3]};
-	rv = pond_pq_query(
+	a->ncontacts = 0;
+	return (scheduler_query_arrays(
 	        a->conn, NULL,
 	        "INSERT INTO sched_customers (partition, customer_key, "
 	        "removed, contact_changed_at) SELECT p, k, r, to_timestamp(t "
@@ -236,13 +229,7 @@ apply_contacts(apply_ctx *a)
 	        "sched_customers.contact_changed_at IS NULL OR "
 	        "sched_customers.contact_changed_at <= "
 	        "excluded.contact_changed_at",
-	        4, params);
-	a->ncontacts = 0;
-out:
-	for (int j = 0; j < 4; j++) {
-		free(lits[j]);
-	}
-	return (rv);
+	        (const char **const *)cols, 4, n, NULL, 0));
 }
 
 /* apply_settle writes the queued contact facts and settles the

@@ -225,6 +225,15 @@ int scheduler_select(PGconn *conn, pond_arena *arena,
                      const scheduler_rules *rules, scheduler_selections *sel,
                      scheduler_changes *out) POND_MUSTCHECK;
 
+/* scheduler_query_arrays runs sql with ncols array parameters (column j's
+ * n items as one PostgreSQL array literal, NULL items SQL NULL) followed
+ * by nscalars plain ones (16 in all at most): one statement for a whole
+ * batch. *resp as pond_pq_query's (may be NULL). */
+int scheduler_query_arrays(PGconn *conn, PGresult **resp, const char *sql,
+                           const char **const *cols, int ncols, size_t n,
+                           const char *const *scalars,
+                           int nscalars) POND_MUSTCHECK;
+
 /* scheduler_audience_holds evaluates c's audience for the customer on
  * tagging's profile and tags (read-only); no profile is no facts. */
 int scheduler_audience_holds(PGconn *conn, const scheduler_campaign *c,

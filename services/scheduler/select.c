@@ -279,13 +279,10 @@ typedef struct sel_batch {
 
 #define SEL_MAX_PARAMS 16
 
-/* sel_query runs sql with ncols array parameters (column j's n items as
- * one PostgreSQL array literal) followed by nscalars plain ones: one
- * statement for the whole batch. */
-static int
-sel_query(PGconn *conn, PGresult **resp, const char *sql,
-          const char **const *cols, int ncols, size_t n,
-          const char *const *scalars, int nscalars)
+int
+scheduler_query_arrays(PGconn *conn, PGresult **resp, const char *sql,
+                       const char **const *cols, int ncols, size_t n,
+                       const char *const *scalars, int nscalars)
 {
 	const char *params[SEL_MAX_PARAMS];
 	char *lits[SEL_MAX_PARAMS] = {0};
@@ -397,12 +394,13 @@ batch_replayed(sel_batch *b)
 		ids[i] = b->w[i].touch_id;
 	}
 	const char **const cols[] = {parts, keys, ids};
-	if ((rv = sel_query(b->conn, &res,
-	                    "SELECT u.i FROM unnest($1::int[], $2::text[], "
-	                    "$3::text[]) WITH ORDINALITY AS u(p, k, id, i) "
-	                    "JOIN touches t ON t.partition = u.p AND "
-	                    "t.customer_key = u.k AND t.touch_id = u.id",
-	                    cols, 3, b->n, NULL, 0)) != 0) {
+	if ((rv = scheduler_query_arrays(
+	             b->conn, &res,
+	             "SELECT u.i FROM unnest($1::int[], $2::text[], "
+	             "$3::text[]) WITH ORDINALITY AS u(p, k, id, i) "
+	             "JOIN touches t ON t.partition = u.p AND "
+	             "t.customer_key = u.k AND t.touch_id = u.id",
+	             cols, 3, b->n, NULL, 0)) != 0) {
 		return (rv);
 	}
 	for (int r = 0; r < PQntuples(res); r++) {
@@ -531,7 +529,7 @@ batch_facts(sel_batch *b)
 	}
 	const char *const scalars[] = {lc, lk};
 	const char **const cols[] = {parts, keys, chans};
-	rv = sel_query(
+	rv = scheduler_query_arrays(
 	        b->conn, &res,
 	        "WITH c AS (INSERT INTO sched_customers (partition, "
 	        "customer_key) SELECT p, k FROM unnest($4::int[], $5::text[]) "
@@ -688,7 +686,7 @@ batch_ledger(sel_batch *b, const bool *pending)
 		}
 		const char **const cols[] = {parts, keys};
 		const char *const range[] = {lo, hi};
-		if ((rv = sel_query(
+		if ((rv = scheduler_query_arrays(
 		             b->conn, &res,
 		             "SELECT f.partition, f.customer_key, "
 		             "to_char(f.day, 'YYYY-MM-DD'), f.touches FROM "
@@ -761,11 +759,12 @@ batch_quota(sel_batch *b, const bool *pending)
 		return (POND_OK);
 	}
 	const char **const cols[] = {ids};
-	if ((rv = sel_query(b->conn, &res,
-	                    "SELECT id, greatest(quota - used, 0) FROM "
-	                    "campaigns WHERE id = ANY($1::text[]) ORDER BY "
-	                    "id FOR UPDATE",
-	                    cols, 1, b->nquota, NULL, 0)) != 0) {
+	if ((rv = scheduler_query_arrays(
+	             b->conn, &res,
+	             "SELECT id, greatest(quota - used, 0) FROM "
+	             "campaigns WHERE id = ANY($1::text[]) ORDER BY "
+	             "id FOR UPDATE",
+	             cols, 1, b->nquota, NULL, 0)) != 0) {
 		return (rv);
 	}
 	for (int r = 0; r < PQntuples(res); r++) {
@@ -896,7 +895,7 @@ batch_insert(sel_batch *b)
 		n++;
 	}
 	rv = n == 0 ? POND_OK
-	            : sel_query(
+	            : scheduler_query_arrays(
 	                      b->conn, NULL,
 	                      "INSERT INTO touches (partition, customer_key, "
 	                      "touch_id, campaign_id, channel, template, "
@@ -940,12 +939,13 @@ batch_counts(sel_batch *b)
 		}
 	}
 	const char **const qcols[] = {ids, taken};
-	if (n > 0 && (rv = sel_query(b->conn, NULL,
-	                             "UPDATE campaigns c SET used = c.used + "
-	                             "u.n FROM unnest($1::text[], "
-	                             "$2::bigint[]) AS u(id, n) WHERE c.id = "
-	                             "u.id",
-	                             qcols, 2, n, NULL, 0)) != 0) {
+	if (n > 0 && (rv = scheduler_query_arrays(
+	                      b->conn, NULL,
+	                      "UPDATE campaigns c SET used = c.used + "
+	                      "u.n FROM unnest($1::text[], "
+	                      "$2::bigint[]) AS u(id, n) WHERE c.id = "
+	                      "u.id",
+	                      qcols, 2, n, NULL, 0)) != 0) {
 		return (rv);
 	}
 	const char **parts = sel_column(b, b->ndays),
@@ -976,15 +976,16 @@ batch_counts(sel_batch *b)
 	}
 	const char **const lcols[] = {parts, keys, days, adds};
 	if (n > 0 &&
-	    (rv = sel_query(b->conn, NULL,
-	                    "INSERT INTO freq_ledger (partition, "
-	                    "customer_key, day, touches) SELECT p, k, d, t "
-	                    "FROM unnest($1::int[], $2::text[], $3::date[], "
-	                    "$4::int[]) AS u(p, k, d, t) ORDER BY p, k, d ON "
-	                    "CONFLICT (partition, customer_key, day) DO "
-	                    "UPDATE SET touches = freq_ledger.touches + "
-	                    "excluded.touches",
-	                    lcols, 4, n, NULL, 0)) != 0) {
+	    (rv = scheduler_query_arrays(
+	             b->conn, NULL,
+	             "INSERT INTO freq_ledger (partition, "
+	             "customer_key, day, touches) SELECT p, k, d, t "
+	             "FROM unnest($1::int[], $2::text[], $3::date[], "
+	             "$4::int[]) AS u(p, k, d, t) ORDER BY p, k, d ON "
+	             "CONFLICT (partition, customer_key, day) DO "
+	             "UPDATE SET touches = freq_ledger.touches + "
+	             "excluded.touches",
+	             lcols, 4, n, NULL, 0)) != 0) {
 		return (rv);
 	}
 	return (POND_OK);
