@@ -13,6 +13,7 @@
  *   rules.c     the rules config (quiet hours, frequency cap), hold-out
  *   select.c    selecting customers for campaigns, a batch at a time:
  *               the rules, the touch rows, the ledger, the quota
+ *   audience.c  a campaign's audience judged on tagging's profile
  *   change.c    touch changes: the touches stream writer and announcer
  *   consume.c   the events and tag_changes consumers
  *   dispatch.c  the due queue, the gateways, acks and one-shot campaigns
@@ -234,8 +235,9 @@ int scheduler_query_arrays(PGconn *conn, PGresult **resp, const char *sql,
                            const char *const *scalars,
                            int nscalars) POND_MUSTCHECK;
 
-/* scheduler_audience_holds evaluates c's audience for the customer on
- * tagging's profile and tags (read-only); no profile is no facts. */
+/* scheduler_audience_holds (audience.c) evaluates c's audience for the
+ * customer on tagging's profile and tags (read-only); no profile is no
+ * facts. */
 int scheduler_audience_holds(PGconn *conn, const scheduler_campaign *c,
                              uint32_t partition, const char *key,
                              pond_time now, bool *holds) POND_MUSTCHECK;
