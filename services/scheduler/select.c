@@ -32,6 +32,7 @@
  * fission rewards take an advisory lock per touch id: both rare, both
  * still inside the batch.
  */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,8 @@ scheduler_query_arrays(PGconn *conn, PGresult **resp, const char *sql,
 	char *lits[SEL_MAX_PARAMS] = {0};
 	int rv = POND_ENOMEM;
 
+	assert(ncols >= 0 && nscalars >= 0 &&
+	       ncols + nscalars <= SEL_MAX_PARAMS); /* our own statements */
 	for (int j = 0; j < ncols; j++) {
 		if ((lits[j] = pond_pq_text_array(cols[j], n)) == NULL) {
 			goto out;
