@@ -5,7 +5,8 @@
  * at the end with one pond_stream_reserve over all the partitions it
  * touched (a fission reward lands in the inviter's partition, not the
  * invitee's), which takes the head rows in ascending order, so two
- * transactions never wait on each other's heads in a cycle.
+ * transactions never wait on each other's heads in a cycle, and one binary
+ * COPY of the touch_changes rows.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "pgcopy.h"
 #include "pond/touch.pb-c.h"
 #include "scheduler.h"
 #include "stream.h"
@@ -111,6 +113,7 @@ int
 scheduler_changes_write(PGconn *conn, pond_arena *arena, uint32_t nparts,
                         scheduler_changes *ch)
 {
+	pond_copybuf cb = {0};
 	uint32_t *counts;
 	int64_t *next;
 	int rv = POND_ENOMEM;
@@ -130,40 +133,32 @@ scheduler_changes_write(PGconn *conn, pond_arena *arena, uint32_t nparts,
 	                              nparts, next)) != 0) {
 		goto out;
 	}
+	pond_copy_init(&cb);
 	for (size_t i = 0; i < ch->n; i++) {
 		scheduler_change *c = &ch->v[i];
-		char part[16], seq[24], at[40];
 		c->seq = next[c->partition]++;
 		if ((rv = change_pack(c, arena)) != 0) {
 			goto out;
 		}
-		snprintf(part, sizeof(part), "%" PRIu32, c->partition);
-		snprintf(seq, sizeof(seq), "%" PRId64, c->seq);
-		const char *vals[] = {
-		        part,
-		        seq,
-		        c->customer_key,
-		        c->touch_id,
-		        c->campaign_id,
-		        c->state,
-		        c->reason,
-		        pond_time_format_rfc3339(c->at, at, sizeof(at)),
-		        (const char *)c->payload,
-		};
-		int lens[9] = {0, 0, 0, 0, 0, 0, 0, 0, (int)c->len};
-		int fmts[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
-		if ((rv = pond_pq_query_bin(
-		             conn, NULL,
-		             "INSERT INTO touch_changes (partition, seq, "
-		             "customer_key, touch_id, campaign_id, state, "
-		             "reason, changed_at, payload) VALUES ($1, $2, "
-		             "$3, "
-		             "$4, $5, $6, $7, $8, $9)",
-		             9, vals, lens, fmts)) != 0) {
-			goto out;
-		}
+		pond_copy_row(&cb, 9);
+		pond_copy_int4(&cb, (int32_t)c->partition);
+		pond_copy_int8(&cb, c->seq);
+		pond_copy_text(&cb, c->customer_key);
+		pond_copy_text(&cb, c->touch_id);
+		pond_copy_text(&cb, c->campaign_id);
+		pond_copy_text(&cb, c->state);
+		pond_copy_text(&cb, c->reason);
+		pond_copy_timestamptz(&cb, c->at);
+		pond_copy_bytes(&cb, c->payload, c->len);
 	}
+	rv = pond_copy_send(
+	        conn,
+	        "COPY touch_changes (partition, seq, customer_key, "
+	        "touch_id, campaign_id, state, reason, changed_at, "
+	        "payload) FROM STDIN (FORMAT binary)",
+	        &cb);
 out:
+	pond_copy_free(&cb);
 	free(counts);
 	free(next);
 	return (rv);

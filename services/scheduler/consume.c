@@ -5,7 +5,10 @@
  * so the facts kept here (consent, removed contacts, fission invitees),
  * the touches selected and their touch_changes commit with the cursor:
  * a crash before COMMIT leaves nothing, after it everything, and a replay
- * finds its touches already there (their ids come from the cause).
+ * finds its touches already there (their ids come from the cause). The
+ * triggers of a batch are collected and settled together at its end
+ * (select.c), or earlier when a record is about to change the facts of a
+ * customer still waiting to be settled.
  *
  * events:       opt_out / opt_in, contact_removed / contact_added, the
  *               fission invitee count of referral contact_added, receipts,
@@ -34,8 +37,21 @@ typedef struct apply_ctx {
 	PGconn *conn;
 	pond_arena arena;
 	scheduler_campaigns campaigns;
+	scheduler_selections selections; /* settled together (select.c) */
+	struct contact_fact *contacts; /* written together (apply_contacts) */
+	size_t ncontacts, capcontacts;
 	scheduler_changes changes;
 } apply_ctx;
+
+/* contact_fact is one contact_added / contact_removed waiting to be
+ * written; seq orders two of one customer with the same time. */
+typedef struct contact_fact {
+	const char *part;
+	const char *key;
+	bool removed;
+	pond_time at;
+	size_t seq;
+} contact_fact;
 
 /* --- staging until COMMIT -------------------------------------------------
  */
@@ -120,17 +136,130 @@ tags_committed(uint32_t partition, void *arg)
 /* --- facts ---------------------------------------------------------------
  */
 
+/* contact_queue keeps a contact fact until the next settle. */
+static int
+contact_queue(apply_ctx *a, const char *part, const char *key, bool removed,
+              pond_time at)
+{
+	if (a->ncontacts == a->capcontacts) {
+		size_t cap = a->capcontacts == 0 ? 64 : a->capcontacts * 2;
+		contact_fact *v = realloc(a->contacts, cap * sizeof(*v));
+		if (v == NULL) {
+			return (POND_ENOMEM);
+		}
+		a->contacts = v;
+		a->capcontacts = cap;
+	}
+	contact_fact *f = &a->contacts[a->ncontacts];
+	*f = (contact_fact){.part = pond_arena_strdup(&a->arena, part),
+	                    .key = pond_arena_strdup(&a->arena, key),
+	                    .removed = removed,
+	                    .at = at,
+	                    .seq = a->ncontacts};
+	if (f->part == NULL || f->key == NULL) {
+		return (POND_ENOMEM);
+	}
+	a->ncontacts++;
+	return (POND_OK);
+}
+
+static int
+cmp_contact(const void *x, const void *y)
+{
+	const contact_fact *a = x, *b = y;
+	int c = strcmp(a->key, b->key);
+
+	if (c != 0) {
+		return (c);
+	}
+	if (a->at != b->at) {
+		return (a->at < b->at ? -1 : 1);
+	}
+	return (a->seq < b->seq ? -1 : a->seq > b->seq);
+}
+
+/* apply_contacts writes the queued contact facts with one upsert. Of one
+ * customer's facts the latest by occurred_at wins (ties: the later in the
+ * stream), and it replaces the stored one only if that is not newer:
+ * what applying them one by one would leave. */
+static int
+apply_contacts(apply_ctx *a)
+{
+	const char **cols[4];
+	size_t n = 0;
+
+	if (a->ncontacts == 0) {
+		return (POND_OK);
+	}
+	qsort(a->contacts, a->ncontacts, sizeof(*a->contacts), cmp_contact);
+	for (int j = 0; j < 4; j++) {
+		if ((cols[j] = pond_arena_alloc(
+		             &a->arena, a->ncontacts * sizeof(char *))) ==
+		    NULL) {
+			return (POND_ENOMEM);
+		}
+	}
+	for (size_t i = 0; i < a->ncontacts; i++) {
+		const contact_fact *f = &a->contacts[i];
+		char at[24];
+		if (i + 1 < a->ncontacts &&
+		    strcmp(f->key, a->contacts[i + 1].key) == 0) {
+			continue; /* not the customer's latest */
+		}
+		snprintf(at, sizeof(at), "%" PRId64, f->at);
+		cols[0][n] = f->part;
+		cols[1][n] = f->key;
+		cols[2][n] = f->removed ? "t" : "f";
+		if ((cols[3][n++] = pond_arena_strdup(&a->arena, at)) ==
+		    NULL) {
+			return (POND_ENOMEM);
+		}
+	}
+	a->ncontacts = 0;
+	return (scheduler_query_arrays(
+	        a->conn, NULL,
+	        "INSERT INTO sched_customers (partition, customer_key, "
+	        "removed, contact_changed_at) SELECT p, k, r, to_timestamp(t "
+	        "/ 1000000.0) FROM unnest($1::int[], $2::text[], "
+	        "$3::boolean[], $4::bigint[]) AS u(p, k, r, t) ORDER BY p, k "
+	        "ON CONFLICT (partition, customer_key) DO UPDATE SET removed "
+	        "= "
+	        "excluded.removed, contact_changed_at = "
+	        "excluded.contact_changed_at WHERE "
+	        "sched_customers.contact_changed_at IS NULL OR "
+	        "sched_customers.contact_changed_at <= "
+	        "excluded.contact_changed_at",
+	        (const char **const *)cols, 4, n, NULL, 0));
+}
+
+/* apply_settle writes the queued contact facts and settles the
+ * selections so far (select.c), whose rules read those facts. */
+static int
+apply_settle(apply_ctx *a)
+{
+	int rv;
+
+	if ((rv = apply_contacts(a)) != 0) {
+		return (rv);
+	}
+	return (scheduler_select(a->conn, &a->arena, &a->s->rules,
+	                         &a->selections, &a->changes));
+}
+
 /* apply_fact keeps the consent and contact facts the rules read; the
  * latest by occurred_at wins (ties: the later in the stream), so a late
- * event with an earlier time does not undo a newer one. */
+ * event with an earlier time does not undo a newer one. Contact facts
+ * (removed) are queued and written together at the next settle; consent
+ * is written at once. */
 static int
 apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
            pond_time occurred)
 {
-	const char *channel = NULL, *out = "t", *sql;
+	const char *channel = NULL, *out = "t";
 	char part[16], at[24];
 	int rv;
 
+	snprintf(part, sizeof(part), "%" PRIu32, partition);
 	switch (ev->body_case) {
 	case POND__EVENT__BODY_OPT_OUT:
 		channel = ev->opt_out->channel;
@@ -140,14 +269,14 @@ apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
 		out = "f";
 		break;
 	case POND__EVENT__BODY_CONTACT_REMOVED:
-		break;
 	case POND__EVENT__BODY_CONTACT_ADDED:
-		out = "f";
-		break;
+		return (contact_queue(
+		        a, part, ev->customer_key,
+		        ev->body_case == POND__EVENT__BODY_CONTACT_REMOVED,
+		        occurred));
 	default:
 		return (POND_OK);
 	}
-	snprintf(part, sizeof(part), "%" PRIu32, partition);
 	snprintf(at, sizeof(at), "%" PRId64, occurred);
 	const char *params[] = {part, ev->customer_key, at, out, channel};
 	if ((rv = pond_pq_query(a->conn, NULL,
@@ -157,28 +286,18 @@ apply_fact(apply_ctx *a, uint32_t partition, const Pond__Event *ev,
 	                        2, params)) != 0) {
 		return (rv);
 	}
-	if (channel != NULL) {
-		sql = "UPDATE sched_customers s SET consent = c.v, opted_out "
-		      "= "
-		      "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM "
-		      "jsonb_each(c.v) e(k, x) WHERE (x->>'out')::boolean) "
-		      "FROM (SELECT CASE WHEN coalesce((consent->$5->>'at')::"
-		      "bigint, -1) <= $3::bigint THEN jsonb_set(consent, "
-		      "ARRAY[$5::text], jsonb_build_object('out', "
-		      "$4::boolean, "
-		      "'at', $3::bigint)) ELSE consent END AS v FROM "
-		      "sched_customers WHERE partition = $1 AND customer_key "
-		      "= "
-		      "$2) c WHERE s.partition = $1 AND s.customer_key = $2";
-	} else {
-		sql = "UPDATE sched_customers SET removed = $4::boolean, "
-		      "contact_changed_at = to_timestamp($3::bigint / "
-		      "1000000.0) WHERE partition = $1 AND customer_key = $2 "
-		      "AND (contact_changed_at IS NULL OR contact_changed_at "
-		      "<= to_timestamp($3::bigint / 1000000.0))";
-	}
-	return (pond_pq_query(a->conn, NULL, sql, channel != NULL ? 5 : 4,
-	                      params));
+	return (pond_pq_query(
+	        a->conn, NULL,
+	        "UPDATE sched_customers s SET consent = c.v, opted_out = "
+	        "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM "
+	        "jsonb_each(c.v) e(k, x) WHERE (x->>'out')::boolean) FROM "
+	        "(SELECT CASE WHEN coalesce((consent->$5->>'at')::bigint, -1) "
+	        "<= $3::bigint THEN jsonb_set(consent, ARRAY[$5::text], "
+	        "jsonb_build_object('out', $4::boolean, 'at', $3::bigint)) "
+	        "ELSE consent END AS v FROM sched_customers WHERE partition = "
+	        "$1 AND customer_key = $2) c WHERE s.partition = $1 AND "
+	        "s.customer_key = $2",
+	        5, params));
 }
 
 /* apply_fission counts a referral invitee for the inviter in every
@@ -238,8 +357,8 @@ apply_fission(apply_ctx *a, const Pond__Event *ev, pond_time occurred)
 		        .selected_at = occurred,
 		        .reward = true,
 		};
-		if ((rv = scheduler_select(a->conn, &a->arena, &a->s->rules, c,
-		                           &cause, &a->changes)) != 0) {
+		if ((rv = scheduler_selections_add(&a->selections, &a->arena,
+		                                   c, &cause)) != 0) {
 			return (rv);
 		}
 	}
@@ -355,8 +474,9 @@ event_type(const Pond__Event *ev)
 	return (f != NULL ? f->name : "");
 }
 
-/* apply_triggers selects the customer for every campaign triggered by
- * the trigger kind and value; tag is the cause ("e<seq>", "t<seq>"). */
+/* apply_triggers adds the customer to the batch's selections for every
+ * campaign triggered by the trigger kind and value; tag is the cause
+ * ("e<seq>", "t<seq>"). */
 static int
 apply_triggers(apply_ctx *a, scheduler_trigger kind, const char *value,
                uint32_t partition, const char *key, const char *tag,
@@ -376,8 +496,8 @@ apply_triggers(apply_ctx *a, scheduler_trigger kind, const char *value,
 		        .tag = tag,
 		        .selected_at = selected_at,
 		};
-		if ((rv = scheduler_select(a->conn, &a->arena, &a->s->rules, c,
-		                           &cause, &a->changes)) != 0) {
+		if ((rv = scheduler_selections_add(&a->selections, &a->arena,
+		                                   c, &cause)) != 0) {
 			return (rv);
 		}
 	}
@@ -389,6 +509,30 @@ ts_time(const Google__Protobuf__Timestamp *ts)
 {
 	return (ts != NULL ? pond_time_from_parts(ts->seconds, ts->nanos)
 	                   : pond_now());
+}
+
+/* apply_settle_before settles the selections so far when ev is about to
+ * change what one of them reads or moves (its customer's consent or
+ * contact, a touch by receipt, a reward by order): a selection is judged
+ * on the facts of its own moment in the stream, as if settled alone. */
+static int
+apply_settle_before(apply_ctx *a, const Pond__Event *ev)
+{
+	switch (ev->body_case) {
+	case POND__EVENT__BODY_OPT_OUT:
+	case POND__EVENT__BODY_OPT_IN:
+	case POND__EVENT__BODY_CONTACT_REMOVED:
+	case POND__EVENT__BODY_CONTACT_ADDED:
+	case POND__EVENT__BODY_TOUCH_RECEIPT:
+	case POND__EVENT__BODY_ORDER_PAID:
+		break;
+	default:
+		return (POND_OK);
+	}
+	if (!scheduler_selections_has(&a->selections, ev->customer_key)) {
+		return (POND_OK);
+	}
+	return (apply_settle(a));
 }
 
 static int
@@ -409,7 +553,8 @@ apply_event(apply_ctx *a, const pond_record *rec)
 		return (POND_OK);
 	}
 	pond_time occurred = ts_time(ev->occurred_at);
-	if ((rv = apply_fact(a, rec->partition, ev, occurred)) != 0) {
+	if ((rv = apply_settle_before(a, ev)) != 0 ||
+	    (rv = apply_fact(a, rec->partition, ev, occurred)) != 0) {
 		return (rv);
 	}
 	switch (ev->body_case) {
@@ -475,12 +620,15 @@ apply_records(scheduler *s, int which, PGconn *conn, const pond_record *recs,
 			goto out;
 		}
 	}
-	if ((rv = scheduler_changes_write(conn, &a.arena, s->nparts,
+	if ((rv = apply_settle(&a)) != 0 ||
+	    (rv = scheduler_changes_write(conn, &a.arena, s->nparts,
 	                                  &a.changes)) != 0) {
 		goto out;
 	}
 	rv = stage_set(s, which, recs[0].partition, &a.changes);
 out:
+	free(a.contacts);
+	scheduler_selections_free(&a.selections);
 	scheduler_campaigns_free(&a.campaigns);
 	scheduler_changes_free(&a.changes);
 	pond_arena_reset(&a.arena);

@@ -89,6 +89,7 @@ tick_oneshot(tick_job *j, PGconn *conn, pond_time now)
 {
 	scheduler *s = j->s;
 	scheduler_campaigns cs = {0};
+	scheduler_selections sel = {0};
 	scheduler_campaign *c = NULL;
 	char nowbuf[40], limit[16], part[16];
 	PGresult *res = NULL;
@@ -160,10 +161,14 @@ tick_oneshot(tick_job *j, PGconn *conn, pond_time now)
 			rv = POND_ENOMEM;
 			goto fail;
 		}
-		if ((rv = scheduler_select(conn, &j->arena, &s->rules, c,
-		                           &cause, &j->changes)) != 0) {
+		if ((rv = scheduler_selections_add(&sel, &j->arena, c,
+		                                   &cause)) != 0) {
 			goto fail;
 		}
+	}
+	if ((rv = scheduler_select(conn, &j->arena, &s->rules, &sel,
+	                           &j->changes)) != 0) {
+		goto fail;
 	}
 	const char *p3[] = {id, rows > 0 ? PQgetvalue(res, rows - 1, 0) : part,
 	                    rows > 0 ? PQgetvalue(res, rows - 1, 1) : ckey,
@@ -182,10 +187,12 @@ commit:
 	    (rv = pond_pq_exec(conn, "COMMIT")) != 0) {
 		goto fail;
 	}
+	scheduler_selections_free(&sel);
 	scheduler_campaigns_free(&cs);
 	return (POND_OK);
 fail:
 	PQclear(res);
+	scheduler_selections_free(&sel);
 	scheduler_campaigns_free(&cs);
 	pond_pq_rollback(conn);
 	j->changes.n = 0;

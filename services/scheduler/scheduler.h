@@ -11,8 +11,9 @@
  *   campaign.c  a campaign spec: JSON -> struct, the campaigns table
  *               (shared with `pond campaigns`)
  *   rules.c     the rules config (quiet hours, frequency cap), hold-out
- *   select.c    selecting one customer for one campaign: the rules, the
- *               touch row, the ledger, the quota
+ *   select.c    selecting customers for campaigns, a batch at a time:
+ *               the rules, the touch rows, the ledger, the quota
+ *   audience.c  a campaign's audience judged on tagging's profile
  *   change.c    touch changes: the touches stream writer and announcer
  *   consume.c   the events and tag_changes consumers
  *   dispatch.c  the due queue, the gateways, acks and one-shot campaigns
@@ -188,17 +189,55 @@ typedef struct scheduler_cause {
 	bool reward; /* a fission reward: not capped by frequency */
 } scheduler_cause;
 
-/* scheduler_select applies the rules to customer and campaign c and
- * records the outcome: a touch row (scheduled, deferred, held_out or
- * suppressed with its reason) and its change. A touch that exists already
- * (a replayed cause) is left alone. */
+/* scheduler_selection is one campaign looking at one customer. */
+typedef struct scheduler_selection {
+	const scheduler_campaign *campaign;
+	scheduler_cause cause;
+} scheduler_selection;
+
+/* scheduler_selections is the batch of selections one transaction settles
+ * together, in the order their causes came. */
+typedef struct scheduler_selections {
+	scheduler_selection *v;
+	size_t n, cap;
+} scheduler_selections;
+
+/* scheduler_selections_add appends c looking at cause's customer (the
+ * cause's strings are copied into arena; c must outlive the batch). */
+int scheduler_selections_add(scheduler_selections *sel, pond_arena *arena,
+                             const scheduler_campaign *c,
+                             const scheduler_cause *cause) POND_MUSTCHECK;
+
+/* scheduler_selections_has reports whether a selection of the batch is
+ * for customer key (whose facts must not change before it is settled). */
+bool scheduler_selections_has(const scheduler_selections *sel,
+                              const char *key);
+
+/* scheduler_selections_free frees the list (not the arena's strings). */
+void scheduler_selections_free(scheduler_selections *sel);
+
+/* scheduler_select applies the rules to every selection of sel, in order
+ * (a touch counts against the cap and quota of those after it), and
+ * records each outcome: a touch row (scheduled, deferred, held_out or
+ * suppressed with its reason) and its change, added to out. A touch that
+ * exists already (a replayed cause) is left alone, and so is a selection
+ * outside its campaign's audience. On success sel is emptied. */
 int scheduler_select(PGconn *conn, pond_arena *arena,
-                     const scheduler_rules *rules, const scheduler_campaign *c,
-                     const scheduler_cause *cause,
+                     const scheduler_rules *rules, scheduler_selections *sel,
                      scheduler_changes *out) POND_MUSTCHECK;
 
-/* scheduler_audience_holds evaluates c's audience for the customer on
- * tagging's profile and tags (read-only); no profile is no facts. */
+/* scheduler_query_arrays runs sql with ncols array parameters (column j's
+ * n items as one PostgreSQL array literal, NULL items SQL NULL) followed
+ * by nscalars plain ones (16 in all at most): one statement for a whole
+ * batch. *resp as pond_pq_query's (may be NULL). */
+int scheduler_query_arrays(PGconn *conn, PGresult **resp, const char *sql,
+                           const char **const *cols, int ncols, size_t n,
+                           const char *const *scalars,
+                           int nscalars) POND_MUSTCHECK;
+
+/* scheduler_audience_holds (audience.c) evaluates c's audience for the
+ * customer on tagging's profile and tags (read-only); no profile is no
+ * facts. */
 int scheduler_audience_holds(PGconn *conn, const scheduler_campaign *c,
                              uint32_t partition, const char *key,
                              pond_time now, bool *holds) POND_MUSTCHECK;
