@@ -58,8 +58,10 @@ Test(read_replica, reports_read_it_consumers_and_goals_write_the_primary,
 
 	/* Two new customers through ingest: the consumer writes them into the
 	 * primary's facts. */
+	/* clang-format off */
 	rw_send(&w, EV("p1-add", "p1", "2025-12-01T02:00:00Z", ADD("cards")) ","
 	            EV("p2-add", "p2", "2025-12-01T03:00:00Z", ADD("cards")));
+	/* clang-format on */
 	rw_settle(&w);
 	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
 	                               "SELECT count(*) FROM rpt_customers"),
@@ -82,9 +84,9 @@ Test(read_replica, reports_read_it_consumers_and_goals_write_the_primary,
 	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
 	                               "SELECT count(*) FROM rpt_goals"),
 	             1);
-	cr_assert_eq(pond_test_sql_int(replica,
-	                               "SELECT count(*) FROM rpt_goals"),
-	             0);
+	cr_assert_eq(
+	        pond_test_sql_int(replica, "SELECT count(*) FROM rpt_goals"),
+	        0);
 	r = rw_get(&w, "/v1/goals");
 	cr_assert_eq(json_array_size(json_object_get(r, "goals")), 0,
 	             "goals are listed from the replica");
