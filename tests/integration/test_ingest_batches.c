@@ -39,12 +39,12 @@ count_store(const ic_service *svc)
 	        .event_ids = iw_count(svc, "SELECT count(*) FROM event_ids"),
 	        .order_ids = iw_count(svc, "SELECT count(*) FROM order_ids"),
 	        .rejected = iw_count(svc, "SELECT count(*) FROM "
-	                                   "rejected_events"),
+	                                  "rejected_events"),
 	        .aliases = iw_count(svc, "SELECT count(*) FROM "
-	                                  "customer_aliases"),
+	                                 "customer_aliases"),
 	        .heads = iw_count(svc, "SELECT coalesce(sum(head), 0) FROM "
-	                                "stream_heads WHERE stream = "
-	                                "'events'"),
+	                               "stream_heads WHERE stream = "
+	                               "'events'"),
 	});
 }
 
@@ -139,7 +139,8 @@ Test(ingest, batch_whose_commit_fails_is_not_acked_and_leaves_nothing,
 	r = iw_send_json(&svc, VIA_HTTP, batch, 4);
 	iw_expect_result(iw_reply_result(&r, 0), 0, "ok1", "accepted", "");
 	iw_expect_result(iw_reply_result(&r, 1), 1, "boom", "accepted", "");
-	iw_expect_result(iw_reply_result(&r, 2), 2, "bad", "rejected", "bad_amount");
+	iw_expect_result(iw_reply_result(&r, 2), 2, "bad", "rejected",
+	                 "bad_amount");
 	iw_expect_result(iw_reply_result(&r, 3), 3, "ok2", "accepted", "");
 	iw_reply_free(&r);
 	now = count_store(&svc);
@@ -328,7 +329,8 @@ events_of(const char *prefix, int n)
 	char *body;
 
 	for (int i = 0; i < n; i++) {
-		texts[i] = iw_strf("{\"event_id\": \"%s-%d\", \"customer_key\": "
+		texts[i] =
+		        iw_strf("{\"event_id\": \"%s-%d\", \"customer_key\": "
 		                "\"k\", \"occurred_at\": \"" T "\", "
 		                "\"interaction\": {\"kind\": \"message\"}}",
 		                prefix, i);
@@ -522,25 +524,24 @@ Test(ingest, concurrent_overlapping_batches_store_each_id_once, .timeout = 120)
 	}
 	cr_assert_eq(iw_count(&svc, "SELECT count(*) FROM events"), CC_IDS);
 	cr_assert_eq(iw_count(&svc, "SELECT count(DISTINCT event_id) FROM "
-	                             "events"),
+	                            "events"),
 	             CC_IDS);
 	/* Seqs are 1..n in every partition, and the heads stand at n. */
 	cr_assert_eq(iw_count(&svc, "SELECT count(*) FROM (SELECT partition, "
-	                             "count(*) c, min(seq) lo, max(seq) hi "
-	                             "FROM events GROUP BY partition) x "
-	                             "WHERE lo <> 1 OR hi <> c"),
+	                            "count(*) c, min(seq) lo, max(seq) hi "
+	                            "FROM events GROUP BY partition) x "
+	                            "WHERE lo <> 1 OR hi <> c"),
 	             0);
-	cr_assert_eq(iw_count(&svc,
-	                       "SELECT count(*) FROM stream_heads h "
-	                       "LEFT JOIN (SELECT partition, count(*) c "
-	                       "FROM events GROUP BY partition) e "
-	                       "USING (partition) WHERE h.stream = "
-	                       "'events' AND h.head <> coalesce(e.c, 0)"),
+	cr_assert_eq(iw_count(&svc, "SELECT count(*) FROM stream_heads h "
+	                            "LEFT JOIN (SELECT partition, count(*) c "
+	                            "FROM events GROUP BY partition) e "
+	                            "USING (partition) WHERE h.stream = "
+	                            "'events' AND h.head <> coalesce(e.c, 0)"),
 	             0);
 	cr_log_info("concurrent: %d ids over %d partitions, %d batches",
 	            CC_IDS,
 	            (int)iw_count(&svc, "SELECT count(DISTINCT partition) "
-	                                 "FROM events"),
+	                                "FROM events"),
 	            CC_THREADS * CC_BATCHES);
 	cr_assert_eq(ic_stop(&svc), 0);
 }
@@ -828,7 +829,7 @@ Test(ingest, sigterm_under_load_exits_clean_and_stores_only_acked,
 	            lost_all, lost_none, rows);
 	/* What was stored still has gap-free seqs. */
 	cr_assert_eq(iw_count(&svc, "SELECT count(*) FROM (SELECT partition, "
-	                             "count(*) c, max(seq) hi FROM events "
-	                             "GROUP BY partition) x WHERE hi <> c"),
+	                            "count(*) c, max(seq) hi FROM events "
+	                            "GROUP BY partition) x WHERE hi <> c"),
 	             0);
 }

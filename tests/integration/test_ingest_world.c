@@ -57,8 +57,8 @@ iw_count(const ic_service *svc, const char *sql)
  * wrong result of a batch is reported (and the test still frees what it
  * holds). */
 void
-iw_expect_result(ic_result r, size_t i, const char *event_id, const char *status,
-              const char *code)
+iw_expect_result(ic_result r, size_t i, const char *event_id,
+                 const char *status, const char *code)
 {
 	cr_expect_str_eq(r.event_id, event_id, "result %zu: event_id '%s'", i,
 	                 r.event_id);
@@ -96,7 +96,8 @@ iw_events_body(const char *const *events, size_t n)
 /* send_json sends the events (JSON texts) as one batch with svc's token:
  * over NNG packed by the common codec, over HTTP as they are. */
 reply
-iw_send_json(const ic_service *svc, via how, const char *const *events, size_t n)
+iw_send_json(const ic_service *svc, via how, const char *const *events,
+             size_t n)
 {
 	reply r = {.how = how};
 
