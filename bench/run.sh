@@ -126,6 +126,20 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
+# busy_ticks prints the machine's busy CPU ticks, all cores (/proc/stat).
+busy_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+# pg_ticks prints the CPU ticks of the bench cluster: its postmaster and
+# every process it has started (backends, WAL writer, checkpointer, ...).
+pg_ticks() {
+	pm=$(sed -n 1p "$pgdir/data/postmaster.pid")
+	for p in $pm $(ps -o pid= --ppid "$pm"); do
+		cat "/proc/$p/stat" 2>/dev/null
+	done | awk '{ t += $14 + $15 } END { print t + 0 }'
+}
+
 # hwm_mib PID prints the process's peak resident set (VmHWM) in MiB.
 hwm_mib() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
@@ -438,6 +452,7 @@ catch_up reporting events,tag_changes,touches POND_EVENTS_SUB_URLS="$pub_url" \
 gateway_token=$("$bin/pond" publishers add bench-gateway 2>/dev/null)
 start_service gateway-sim POND_GATEWAY_URLS="wecom_message=$gateway_url" \
 	POND_INGEST_URL="$nng_url" POND_GATEWAY_TOKEN="$gateway_token"
+gateway_pid=$last_pid
 
 # A welcome touch for every new customer, defined after the catch-up so that
 # only the end-to-end run's customers are touched.
@@ -446,9 +461,34 @@ echo '{"id": "bench-welcome", "name": "welcome", "channel": "wecom_message",
 	"cost_per_touch_fen": 1}' | "$bin/pond" campaigns create - >/dev/null
 
 say "end to end: $e2e_rate events/s for $e2e_s s, ack -> tag change, ack -> touch"
+# Where the machine's CPU goes during the run: every process's ticks
+# before and after (the generator is what the machine spent beyond them).
+e2e_procs="ingest:$ingest_pid tagging:$tagging_pid scheduler:$scheduler_pid reporting:$reporting_pid gateway:$gateway_pid"
+e2e_ticks() {
+	echo "busy:$(busy_ticks) postgres:$(pg_ticks)"
+	for np in $e2e_procs; do echo "${np%%:*}:$(cpu_ticks "${np#*:}")"; done
+}
+e2e_t0=$(date +%s.%N)
+e2e_ticks >"$tmp/e2e_cpu0"
 el=$("$bin/pond-bench-e2e" --url "$nng_url" --rate "$e2e_rate" \
 	--seconds "$e2e_s" --tags-sub "$tags_pub" --touches-sub "$touches_pub" \
 	--run e2e)
+e2e_ticks >"$tmp/e2e_cpu1"
+e2e_secs=$(calc "$(date +%s.%N) - $e2e_t0")
+# e2e_cpu: "name cores" per process (CPU-s per second of the run), then
+# the rest (the generator, the kernel, everything else on the machine).
+e2e_cpu=$(cat "$tmp/e2e_cpu0" "$tmp/e2e_cpu1" | tr ' ' '\n' | awk -F: \
+	-v hz="$hz" -v secs="$e2e_secs" '
+	!($1 in a) { a[$1] = $2; order[n++] = $1; next }
+	{ d[$1] = $2 - a[$1] }
+	END {
+		rest = d["busy"]
+		for (i = 1; i < n; i++) rest -= d[order[i]]
+		printf "all %.2f", d["busy"] / hz / secs
+		for (i = 1; i < n; i++)
+			printf ", %s %.2f", order[i], d[order[i]] / hz / secs
+		printf ", generator and the rest %.2f\n", rest / hz / secs
+	}')
 e2e_n=$((e2e_rate * e2e_s))
 if [ "$(field acked "$el")" != "$e2e_n" ] ||
 	[ "$(field tag_changes "$el")" != "$e2e_n" ] ||
@@ -458,6 +498,7 @@ fi
 for name in tagging scheduler reporting; do
 	eval "rss_$name=$(hwm_mib "$(eval echo "\$${name}_pid")")"
 done
+say "end to end: cores busy: $e2e_cpu"
 say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
 fi # steps 1-5
@@ -536,6 +577,7 @@ database on the same machine.
 | 2 | ingest, HTTP \`POST /v1/events\`, $clients keep-alive connections × 100-event JSON bodies | **$(fmt "$http_rate") events/s** ($http_n events) | ingest over NNG: $(fmt "$ingest_rate") events/s | $(calc "$http_rate / $ingest_rate" | awk '{ printf "%.2f", $1 }') × NNG | — | — |
 | 3 | end to end at a steady $(fmt "$e2e_rate") events/s for $e2e_s s: event acked → tag change committed (each event a new customer's \`contact_added\`) | **p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms**, max $(field tag_change_max_ms "$el") ms ($(fmt "$(field tag_changes "$el")") events) | ingest's own batch round trip, NNG rounds: p50/p99 $(echo "$ingest_lat" | sed 's/ / \/ /') ms | — | p99 ≤ 50 ms | $(verdict "$ok_e2e") |
 | 3 | the same run: event acked → touch committed by the scheduler (a welcome campaign on \`contact_added\`) | **p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms**, max $(field touch_max_ms "$el") ms ($(fmt "$(field touchs "$el")") touches) | ack → tag change above | — | — | — |
+| 3 | the same run: where the CPU went, in cores (CPU-s per second of the run, $(nproc) cores in all) | **$e2e_cpu** | — | — | — | — |
 | 4 | catch-up: consumer stopped while $(fmt "$catchup_n") events arrive, then started | **$(fmt "$catchup_rate") records/s** applied (from the cursors, first move to caught up) | $(fmt "$catchup_wall") records/s counting start-up ($catchup_secs s in all) | — | ≥ 50,000/s | $(verdict "$ok_catchup") |
 | 4 | catch-up of pond-tagging, started $(fmt "$tagging_behind") events behind | **$(fmt "$tagging_rate") events/s** applied (profiles, tags, tag changes) | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
 | 4 | catch-up of pond-scheduler (events and tag changes; no campaign yet), started $(fmt "$scheduler_behind") events behind | **$(fmt "$scheduler_rate") events/s** | the bench consumer: $(fmt "$catchup_rate") records/s | — | — | — |
