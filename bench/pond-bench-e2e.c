@@ -273,7 +273,9 @@ listener_main(void *arg)
 		}
 		nng_free(msg, len);
 	}
-	nng_close(sock);
+	/* The socket is left open: NNG 1.5.2's nng_close can hang for ever
+	 * (nanomsg/nng#1543, seen here on a SUB socket), and the process
+	 * ends right after the listeners do. */
 	return (NULL);
 }
 
