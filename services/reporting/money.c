@@ -16,24 +16,71 @@
 #include <string.h>
 
 #include "db.h"
+#include "log.h"
 #include "reporting.h"
 
+/* CELLS_CTE is h(fresh, d1, d2): whether the day cells of
+ * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
+ * channel $4 in zone $5 (NULL: the service has not checked the cells'
+ * zone) -- the horizon is before as_of, the cells are kept in $5 and both
+ * ends of the period are local midnights there -- and the period's local
+ * days d1 <= day < d2. Used as a one-time filter, "(SELECT fresh FROM h)",
+ * it runs either the cells' or the facts' branch of a query. */
+#define CELLS_CTE                                                             \
+	"h AS (SELECT COALESCE(max(latest) < $3, true) AND COALESCE("         \
+	"(SELECT tz FROM rpt_cells_zone) = $5::text AND ($4::text IS NULL "   \
+	"OR $4 <> '') AND (($1::timestamptz AT TIME ZONE "                    \
+	"$5)::date::timestamp "                                               \
+	"AT TIME ZONE $5) = $1 AND (($2::timestamptz AT TIME ZONE $5)::date"  \
+	"::timestamp AT TIME ZONE $5) = $2, false) AS fresh, "                \
+	"($1::timestamptz AT TIME ZONE $5)::date AS d1, "                     \
+	"($2::timestamptz AT TIME ZONE $5)::date AS d2 "                      \
+	"FROM rpt_rollup_horizon)"
+
+/* CELLS_COHORT_CTE is h, and the period's cohort c when the cells do not
+ * answer. */
+#define CELLS_COHORT_CTE                                                      \
+	CELLS_CTE ", " REPORTING_COHORT_CTE_IF("NOT (SELECT fresh FROM h)")
+
+/* CELLS_OF(CELL) is the condition on rpt_cells of the period's cells of
+ * kind CELL, when the cells answer. */
+#define CELLS_OF(CELL)                                                        \
+	"(SELECT fresh FROM h) AND cell = '" CELL "' AND day >= (SELECT d1 "  \
+	"FROM h) AND day < (SELECT d2 FROM h)"
+
 static const char acq_sql[] =
-        "WITH " REPORTING_COHORT_CTE ", "
-        "n AS (SELECT channel, count(*) AS new_customers FROM c "
-        " GROUP BY channel), "
-        "s AS (SELECT channel, sum(amount_fen) AS spend FROM rpt_spend "
-        " WHERE occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 "
-        " AND ($4::text IS NULL OR channel = $4) GROUP BY channel), "
-        "i AS (SELECT c.channel, sum(r.amount_fen) AS incentive FROM c "
-        " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r WHERE "
-        " r.partition = c.partition AND r.customer_key = c.customer_key "
-        " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY c.channel) "
-        "SELECT COALESCE(n.channel, s.channel) AS ch, "
-        " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
-        " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING (channel) "
-        " LEFT JOIN i ON i.channel = COALESCE(n.channel, s.channel) "
-        "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
+        "WITH " CELLS_COHORT_CTE ", "
+        "cells AS (SELECT key AS channel, sum(n) AS n, sum(incentive_fen) "
+        " AS incentive FROM rpt_cells WHERE " CELLS_OF(
+                "acq") " AND "
+                       " ($4::text IS NULL OR key = $4) GROUP BY key HAVING "
+                       "sum(n) <> 0), "
+                       "n AS (SELECT channel, count(*) AS new_customers FROM "
+                       "c "
+                       " GROUP BY channel UNION ALL SELECT channel, n FROM "
+                       "cells), "
+                       "s AS (SELECT channel, sum(amount_fen) AS spend FROM "
+                       "rpt_spend "
+                       " WHERE occurred_at >= $1 AND occurred_at < $2 AND "
+                       "occurred_at < $3 "
+                       " AND ($4::text IS NULL OR channel = $4) GROUP BY "
+                       "channel), "
+                       "i AS (SELECT c.channel, sum(r.amount_fen) AS "
+                       "incentive FROM c "
+                       " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r "
+                       "WHERE "
+                       " r.partition = c.partition AND r.customer_key = "
+                       "c.customer_key "
+                       " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY "
+                       "c.channel "
+                       " UNION ALL SELECT channel, incentive FROM cells) "
+                       "SELECT COALESCE(n.channel, s.channel) AS ch, "
+                       " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
+                       " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING "
+                       "(channel) "
+                       " LEFT JOIN i ON i.channel = COALESCE(n.channel, "
+                       "s.channel) "
+                       "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
 
 /* The cohort's orders and rewards are read customer by customer from the
  * (partition, customer_key, ...) indexes: OFFSET 0 keeps the lateral
@@ -41,14 +88,25 @@ static const char acq_sql[] =
  * underestimates the rows after acquisition, makes a hash join over every
  * order of the history (BENCHMARKS.md). */
 static const char revenue_by_day_sql[] =
-        "WITH " REPORTING_COHORT_CTE " "
+        "WITH " CELLS_COHORT_CTE " "
         "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
         " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
         "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, o.amount_fen "
         " FROM rpt_orders o WHERE o.partition = c.partition AND "
         " o.customer_key = c.customer_key AND o.occurred_at >= "
         " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
-        "GROUP BY 1, 2 ORDER BY 1, 2";
+        "GROUP BY 1, 2 "
+        "UNION ALL SELECT key, k, sum(net_fen) FROM rpt_cells WHERE " CELLS_OF(
+                "revenue") " AND ($4::text IS NULL OR key = $4) "
+                           "GROUP BY 1, 2 ORDER BY 1, 2";
+
+/* cells_zone returns the day cells' zone parameter ($5): POND_TZ once the
+ * start-up check has made the cells the zone's, else NULL (no cells). */
+static const char *
+cells_zone(reporting *rp)
+{
+	return (atomic_load(&rp->cells_ready) ? rp->tz : NULL);
+}
 
 /* channel_figures is one channel's (or all channels') acquisition. */
 typedef struct channel_figures {
@@ -129,17 +187,18 @@ cohort_all(cohort *co, int64_t nrev)
 
 /* cohort_load runs both queries; with_revenue false skips the second. */
 static int
-cohort_load(PGconn *conn, const reporting_args *a, bool with_revenue,
-            cohort *co)
+cohort_load(PGconn *conn, reporting *rp, const reporting_args *a,
+            bool with_revenue, cohort *co)
 {
 	reporting_period p;
 	int rv, nrev = 0;
 
 	memset(co, 0, sizeof(*co));
 	reporting_period_init(&p, a);
-	if ((rv = pond_pq_query(conn, &co->acq, acq_sql, 4, p.v)) != 0 ||
+	p.v[4] = cells_zone(rp);
+	if ((rv = pond_pq_query(conn, &co->acq, acq_sql, 5, p.v)) != 0 ||
 	    (with_revenue &&
-	     (rv = pond_pq_query(conn, &co->rev, revenue_by_day_sql, 4,
+	     (rv = pond_pq_query(conn, &co->rev, revenue_by_day_sql, 5,
 	                         p.v)) != 0)) {
 		return (rv);
 	}
@@ -202,14 +261,14 @@ typedef struct cohort_report_def {
 } cohort_report_def;
 
 static int
-cohort_report(PGconn *conn, const reporting_args *a,
+cohort_report(PGconn *conn, reporting *rp, const reporting_args *a,
               const cohort_report_def *def, json_t **out)
 {
 	cohort co;
 	json_t *rows = json_array(), *row;
 	int rv;
 
-	if ((rv = cohort_load(conn, a, def->with_revenue, &co)) == 0) {
+	if ((rv = cohort_load(conn, rp, a, def->with_revenue, &co)) == 0) {
 		for (size_t i = 0; i < co.nch; i++) {
 			if ((row = def->row(&co.ch[i], a)) != NULL) {
 				json_array_append_new(rows, row);
@@ -249,9 +308,8 @@ reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"acquisition", false, false,
 	                                      acq_row, acq_total};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- ltv
@@ -290,9 +348,8 @@ reporting_ltv(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"ltv", true, true, ltv_row,
 	                                      NULL};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- payback
@@ -357,9 +414,8 @@ reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"payback", true, true,
 	                                      payback_row, NULL};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- repurchase
@@ -412,25 +468,34 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- guides
  * --------------------------------------------------------------------- */
 
-/* Two index range scans, never all customers: the period's new customers
- * (by acquired_at) and the period's order events (by occurred_at) with
- * their owner, counting only events at or after the acquisition. */
+/* From the day cells when they answer (CELLS_CTE), else two index range
+ * scans, never all customers: the period's new customers (by acquired_at)
+ * and the period's order events (by occurred_at) with their owner,
+ * counting only events at or after the acquisition. A guide or store has
+ * a row when it added a customer or had an order in the period. */
 /* clang-format off */
 static const char guides_sql[] =
-	"WITH per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
+	"WITH " CELLS_CTE ", "
+	"per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
 	" FROM rpt_customers WHERE acquired_at >= $1 AND acquired_at < $2 AND"
 	" acquired_at < $3 AND (guide_id IS NOT NULL OR store_id IS NOT NULL)"
+	" AND NOT (SELECT fresh FROM h)"
 	" UNION ALL SELECT c.guide_id, c.store_id, 0, " NET_AMOUNT " FROM"
 	" rpt_orders o JOIN rpt_customers c ON c.partition = o.partition AND"
 	" c.customer_key = o.customer_key WHERE o.occurred_at >= $1 AND"
 	" o.occurred_at < $2 AND o.occurred_at < $3 AND o.occurred_at >="
 	" c.acquired_at AND (c.guide_id IS NOT NULL OR c.store_id IS NOT"
-	" NULL)) "
+	" NULL) AND NOT (SELECT fresh FROM h)) "
 	"SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, sum(added),"
 	" sum(net) FROM per WHERE guide_id IS NOT NULL GROUP BY guide_id "
 	"UNION ALL "
 	"SELECT 'store', store_id COLLATE \"C\", sum(added), sum(net) FROM per"
 	" WHERE store_id IS NOT NULL GROUP BY store_id "
+	"UNION ALL "
+	"SELECT cell, key COLLATE \"C\", sum(n), sum(net_fen) FROM rpt_cells"
+	" WHERE (SELECT fresh FROM h) AND cell IN ('guide', 'store') AND day >="
+	" (SELECT d1 FROM h) AND day < (SELECT d2 FROM h) GROUP BY cell, key"
+	" HAVING sum(n) <> 0 OR sum(orders) <> 0 "
 	"ORDER BY kind, id";
 /* clang-format on */
 
@@ -473,7 +538,8 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 
 	(void)err;
 	reporting_period_init(&p, a);
-	if ((rv = pond_pq_query(conn, &res, guides_sql, 3, p.v)) != 0) {
+	p.v[4] = cells_zone(rp);
+	if ((rv = pond_pq_query(conn, &res, guides_sql, 5, p.v)) != 0) {
 		json_decref(rows);
 		return (rv);
 	}
@@ -497,4 +563,62 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 	PQclear(res);
 	*out = reporting_envelope("guides", a, true, rows, NULL);
 	return (POND_OK);
+}
+
+/* --- the day cells' zone
+ * --------------------------------------------------------- */
+
+/* cells_check_work rebuilds the cells in POND_TZ when they are kept in
+ * another zone (rpt_cells_rebuild takes the cells' lock, so a consumer
+ * batch waits for it, and another replica's check waits and finds the
+ * zone set). */
+static int
+cells_check_work(PGconn *conn, void *arg)
+{
+	reporting *rp = arg;
+	const char *params[] = {rp->tz};
+	PGresult *res;
+	int rv;
+
+	if ((rv = pond_pq_query(conn, &res,
+	                        "SELECT rpt_cells_rebuild($1) WHERE NOT "
+	                        "EXISTS (SELECT 1 FROM rpt_cells_zone WHERE "
+	                        "tz = $1)",
+	                        1, params)) != 0) {
+		return (rv);
+	}
+	if (PQntuples(res) > 0) {
+		pond_log_info("cells_rebuilt", "tz=%s", rp->tz);
+	}
+	PQclear(res);
+	return (POND_OK);
+}
+
+static void
+cells_check_done(int rv, void *arg)
+{
+	reporting *rp = arg;
+
+	if (rv == 0) {
+		atomic_store(&rp->cells_ready, true);
+	} else {
+		pond_log_error("cells_unused",
+		               "tz=%s why=\"the cells could not be kept in "
+		               "POND_TZ; the money reports take the facts\"",
+		               rp->tz);
+	}
+	rp->requests--;
+	reporting_maybe_stopped(rp);
+}
+
+int
+reporting_cells_check(reporting *rp)
+{
+	int rv;
+
+	if ((rv = pond_db_submit(rp->svc->db, cells_check_work,
+	                         cells_check_done, rp)) == 0) {
+		rp->requests++;
+	}
+	return (rv);
 }

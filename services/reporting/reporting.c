@@ -539,6 +539,9 @@ reporting_start(pond_service *svc)
 		}
 		rp->consumers_running++;
 	}
+	if ((rv = reporting_cells_check(rp)) != 0) {
+		return (rv);
+	}
 	pond_log_info("listening", "nng=%s", pond_rep_url(rp->rep));
 	return (POND_OK);
 }

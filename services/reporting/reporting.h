@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,10 @@ typedef struct reporting {
 	pond_rep *rep;
 	int requests; /* in flight, HTTP and NNG */
 	bool stopping;
+	/* cells_ready: the day cells (0008_reporting_cells.sql) are kept in
+	 * POND_TZ; set on the loop once the start-up check (and rebuild, if
+	 * the zone differed) succeeded, read by the requests' pool threads. */
+	atomic_bool cells_ready;
 	reporting_counters counters;
 } reporting;
 
@@ -165,13 +170,18 @@ void reporting_sql_time(pond_time t, char *buf, size_t len);
 /* reporting_int returns column c of row r as an integer (0 for NULL). */
 int64_t reporting_int(const PGresult *res, int r, int c);
 
-/* REPORTING_COHORT_CTE is the period's cohort, the customers acquired in
- * it: $1 from, $2 to, $3 as_of, $4 channel (NULL: any). */
-#define REPORTING_COHORT_CTE                                                  \
+/* REPORTING_COHORT_CTE_IF(COND) is the period's cohort, the customers
+ * acquired in it: $1 from, $2 to, $3 as_of, $4 channel (NULL: any); none
+ * unless COND (a one-time filter: the fact branch of a query that has a
+ * rollup branch too). */
+#define REPORTING_COHORT_CTE_IF(COND)                                         \
 	"c AS (SELECT partition, customer_key, acquired_at, "                 \
 	"COALESCE(channel, '') AS channel FROM rpt_customers "                \
 	"WHERE acquired_at >= $1 AND acquired_at < $2 AND acquired_at < $3 "  \
-	"AND ($4::text IS NULL OR channel = $4))"
+	"AND ($4::text IS NULL OR channel = $4) AND " COND ")"
+
+/* REPORTING_COHORT_CTE is the period's cohort (always). */
+#define REPORTING_COHORT_CTE REPORTING_COHORT_CTE_IF("true")
 
 /* REPORTING_FRESH_CTE(DIM) is h(fresh): whether the rollups of
  * 0007_reporting_rollups.sql are the exact answer at as_of $1 (every fact
@@ -185,10 +195,11 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 /* NET_AMOUNT is an rpt_orders row o's effect on net revenue. */
 #define NET_AMOUNT "CASE WHEN o.paid THEN o.amount_fen ELSE -o.amount_fen END"
 
-/* reporting_period is the text parameters of REPORTING_COHORT_CTE. */
+/* reporting_period is the text parameters of REPORTING_COHORT_CTE, and
+ * v[4] for a report that uses it (money.c: the day cells' zone). */
 typedef struct reporting_period {
 	char from[40], to[40], as_of[40];
-	const char *v[4];
+	const char *v[5];
 } reporting_period;
 
 /* reporting_period_init fills p from a. */
@@ -224,6 +235,10 @@ int reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
                        json_t **out, reporting_error *err) POND_MUSTCHECK;
 int reporting_campaigns(PGconn *conn, reporting *rp, const reporting_args *a,
                         json_t **out, reporting_error *err) POND_MUSTCHECK;
+
+/* reporting_cells_check submits the start-up check of the day cells'
+ * zone: rpt_cells_rebuild(POND_TZ) when it differs, then cells_ready. */
+int reporting_cells_check(reporting *rp) POND_MUSTCHECK;
 
 /* reporting_find returns the function of report name, or NULL. */
 reporting_report_fn reporting_find(const char *name);
