@@ -32,7 +32,7 @@
 
 static long long opt_load = 0, opt_customers = 100000, opt_events = 2000000;
 static long long opt_requests = 20, opt_end = 0;
-static const char *opt_url = NULL, *opt_token = "";
+static const char *opt_url = NULL, *opt_token = "", *opt_only = NULL;
 
 /* One report to ask for: its path and its parameters beyond the period
  * ("k=v&k=v"); period false: no from/to. */
@@ -287,6 +287,23 @@ ask(nng_socket s, const bench_report *r)
 	return (status);
 }
 
+/* wanted says whether --only (comma-separated labels) names label. */
+static bool
+wanted(const char *label)
+{
+	size_t n = strlen(label);
+
+	for (const char *p = opt_only; p != NULL && *p != '\0';) {
+		if (strncmp(p, label, n) == 0 &&
+		    (p[n] == ',' || p[n] == '\0')) {
+			return (true);
+		}
+		p = strchr(p, ',');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return (opt_only == NULL);
+}
+
 static void
 query(void)
 {
@@ -305,6 +322,9 @@ query(void)
 		bench_die("out of memory");
 	}
 	for (size_t i = 0; i < sizeof(reports) / sizeof(*reports); i++) {
+		if (!wanted(reports[i].label)) {
+			continue;
+		}
 		unsigned status = ask(s, &reports[i]);
 		for (long long k = 0; k < opt_requests; k++) {
 			double t0 = bench_clock();
@@ -340,6 +360,8 @@ main(int argc, char **argv)
 	        {"token", false, &opt_token, "an API token (read role)"},
 	        {"requests", true, &opt_requests,
 	         "measured requests a report"},
+	        {"only", false, &opt_only,
+	         "ask only these reports (labels, comma-separated)"},
 	};
 
 	bench_parse(argc, argv,

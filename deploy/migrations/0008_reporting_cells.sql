@@ -64,7 +64,11 @@ CREATE TABLE rpt_cells (
     incentive_fen bigint NOT NULL,
     orders        bigint NOT NULL,
     net_fen       bigint NOT NULL,
+    -- A request reads a period's cells of one kind by an index-only
+    -- range scan of the key (no visit of the heap, whose rows of a day
+    -- are scattered); the figures are in the key's INCLUDE for that.
     PRIMARY KEY (cell, day, key, k, partition)
+        INCLUDE (n, incentive_fen, orders, net_fen)
 );
 
 CREATE TYPE rpt_cells_delta AS (
