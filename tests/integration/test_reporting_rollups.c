@@ -70,6 +70,29 @@ add(hist *h, int c, const char *body)
 	h->ev[h->n++] = ev;
 }
 
+/* add_orders appends zero to four paid orders of customer c, and one
+ * time in four a refund. */
+static void
+add_orders(hist *h, int c)
+{
+	char body[160];
+
+	for (unsigned k = pick(h, 5); k > 0; k--) {
+		snprintf(body, sizeof(body),
+		         "\"order_paid\": {\"order_id\": \"o%d\", "
+		         "\"amount_fen\": %u}",
+		         h->id, 100 + pick(h, 900));
+		add(h, c, body);
+	}
+	if (pick(h, 4) == 0) {
+		snprintf(body, sizeof(body),
+		         "\"order_refunded\": {\"order_id\": \"f%d\", "
+		         "\"amount_fen\": 50}",
+		         h->id);
+		add(h, c, body);
+	}
+}
+
 static void
 make_history(hist *h)
 {
@@ -82,20 +105,7 @@ make_history(hist *h)
 			         chans[pick(h, 3)]);
 			add(h, c, body);
 		}
-		for (unsigned k = pick(h, 5); k > 0; k--) {
-			snprintf(body, sizeof(body),
-			         "\"order_paid\": {\"order_id\": \"o%d\", "
-			         "\"amount_fen\": %u}",
-			         h->id, 100 + pick(h, 900));
-			add(h, c, body);
-		}
-		if (pick(h, 4) == 0) {
-			snprintf(body, sizeof(body),
-			         "\"order_refunded\": {\"order_id\": \"f%d\", "
-			         "\"amount_fen\": 50}",
-			         h->id);
-			add(h, c, body);
-		}
+		add_orders(h, c);
 		if (pick(h, 5) == 0) {
 			add(h, c, "\"member_joined\": {\"tier\": \"gold\"}");
 		}
@@ -157,6 +167,21 @@ send_shuffled(rw_world *w, hist *h)
 	}
 }
 
+/* start_shuffled makes a history with make from the test's seed, starts
+ * the world and sends the history shuffled; returns the seed. */
+static unsigned
+start_shuffled(rw_world *w, hist *h, void (*make)(hist *), const char *name)
+{
+	unsigned seed = rw_seed();
+
+	h->seed = seed;
+	make(h);
+	rw_start(w, name, NULL);
+	pond_test_clock_write(w->ingest.clock, "2025-11-05T00:00:00Z");
+	send_shuffled(w, h);
+	return (seed);
+}
+
 #define AS_OF "as_of=2025-11-10T00:00:00Z"
 
 static const char *const paths[] = {
@@ -180,13 +205,8 @@ Test(reporting_rollups, equal_the_facts_after_random_arrival, .timeout = 300)
 	static hist h;
 	rw_world w;
 	json_t *fast[NPATHS];
-	unsigned seed = rw_seed();
+	unsigned seed = start_shuffled(&w, &h, make_history, "rpt-rollups");
 
-	h.seed = seed;
-	make_history(&h);
-	rw_start(&w, "rpt-rollups", NULL);
-	pond_test_clock_write(w.ingest.clock, "2025-11-05T00:00:00Z");
-	send_shuffled(&w, &h);
 	/* Tag changes of random customers in a random order: adds and
 	 * removes of three tags, ties in time broken by seq. */
 	for (int i = 0; i < 2 * NCUST; i++) {
@@ -289,20 +309,7 @@ make_cells_history(hist *h)
 			        chans[pick(h, 3)], guide, store);
 			add(h, c, body);
 		}
-		for (unsigned k = pick(h, 5); k > 0; k--) {
-			snprintf(body, sizeof(body),
-			         "\"order_paid\": {\"order_id\": \"o%d\", "
-			         "\"amount_fen\": %u}",
-			         h->id, 100 + pick(h, 900));
-			add(h, c, body);
-		}
-		if (pick(h, 4) == 0) {
-			snprintf(body, sizeof(body),
-			         "\"order_refunded\": {\"order_id\": \"f%d\", "
-			         "\"amount_fen\": 50}",
-			         h->id);
-			add(h, c, body);
-		}
+		add_orders(h, c);
 		for (unsigned k = pick(h, 3); k > 0; k--) {
 			snprintf(body, sizeof(body),
 			         "\"reward_paid\": {\"kind\": \"red_packet\", "
@@ -354,13 +361,9 @@ Test(reporting_cells, equal_the_facts_after_random_arrival, .timeout = 300)
 	static hist h;
 	static char *fast[NCELL_PATHS];
 	rw_world w;
-	unsigned seed = rw_seed();
+	unsigned seed =
+	        start_shuffled(&w, &h, make_cells_history, "rpt-cells");
 
-	h.seed = seed;
-	make_cells_history(&h);
-	rw_start(&w, "rpt-cells", NULL);
-	pond_test_clock_write(w.ingest.clock, "2025-11-05T00:00:00Z");
-	send_shuffled(&w, &h);
 	rw_settle(&w);
 
 	for (size_t i = 0; i < NCELL_PATHS; i++) {
