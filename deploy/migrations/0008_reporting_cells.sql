@@ -12,12 +12,16 @@
 --             offset k = floor((order time - acquired_at) / 24 h) + 1;
 --   'guide', 'store' (day, id): customers added on their acquisition day
 --             (n), and the owned customers' orders at or after their
---             acquisition on the order's day (orders, net).
+--             acquisition on the order's day (orders, net);
+--   'funnel1' .. 'funnel3' (acquisition day, channel, k): customers by
+--             the whole days of the largest of their first 1 .. 3 funnel
+--             gaps (see rpt_cells_funnel below).
 -- A customer with no acquisition counts nowhere. The channel is ''
 -- where the acquisition has none, as the reports' cohort says.
 --
 -- The invariant: cells = f(current facts), after every statement,
--- whatever the order in which facts arrive. Three triggers keep it:
+-- whatever the order in which facts arrive. Three triggers keep the money
+-- cells (the funnel's are settled per customer, below):
 --   - rpt_orders: each new order adds its contribution under its
 --     customer's acquisition as rpt_customers holds it now;
 --   - rpt_rewards: each new reward adds its incentive the same way;
@@ -141,8 +145,78 @@ RETURNS SETOF rpt_cells_delta LANGUAGE sql STABLE AS $$
         WHERE acq IS NOT NULL AND x.key IS NOT NULL
 $$;
 
--- The orders and rewards feed the horizon: a request whose as_of is not
--- after every one of them takes the fact path.
+-- The funnel (API.md: added, then a first paid order within window_days
+-- of the acquisition, a second within window_days of the first, a
+-- member_joined within window_days of, and not before, the second). A
+-- customer reaches step j + 1 iff the largest of its first j gaps is
+-- under window_days x 24 h, that is, for a whole number of days, iff
+-- floor(largest gap / 24 h) < window_days. Cells 'funnel1' .. 'funnel3'
+-- count the customers by (acquisition day, channel, k = that floor).
+-- rpt_cells_funnel keeps the buckets each customer is counted under; a
+-- trigger recomputes them from the facts and moves the counts, so this
+-- part holds for any order of statements.
+CREATE TABLE rpt_cells_funnel (
+    partition    int  NOT NULL,
+    customer_key text NOT NULL,
+    day          date NOT NULL,
+    channel      text NOT NULL,
+    b1           int,
+    b2           int,
+    b3           int,
+    PRIMARY KEY (partition, customer_key)
+);
+
+-- rpt_cells_funnel_of is the buckets of a customer acquired at acq (NULL
+-- for a step it cannot reach): its first two paid orders at or after the
+-- acquisition, and its first member_joined at or after the second.
+CREATE FUNCTION rpt_cells_funnel_of(p int, ck text, acq timestamptz)
+RETURNS TABLE (b1 int, b2 int, b3 int) LANGUAGE sql STABLE AS $$
+    SELECT floor(extract(epoch FROM o.t1 - acq) / 86400)::int,
+        CASE WHEN o.t2 IS NOT NULL THEN floor(extract(epoch FROM
+        greatest(o.t1 - acq, o.t2 - o.t1)) / 86400)::int END,
+        CASE WHEN mm.m IS NOT NULL THEN floor(extract(epoch FROM
+        greatest(o.t1 - acq, o.t2 - o.t1, mm.m - o.t2)) / 86400)::int END
+        FROM (SELECT t[1] AS t1, t[2] AS t2 FROM (SELECT
+        array_agg(occurred_at ORDER BY occurred_at) AS t FROM (SELECT
+        y.occurred_at FROM rpt_orders y WHERE y.partition = p
+        AND y.customer_key = ck AND y.paid AND y.occurred_at >= acq
+        ORDER BY y.occurred_at LIMIT 2) z) a) o,
+        LATERAL (SELECT min(mb.occurred_at) AS m FROM rpt_members mb
+        WHERE mb.partition = p AND mb.customer_key = ck
+        AND mb.occurred_at >= o.t2) mm
+$$;
+
+-- rpt_cells_funnel_settle recomputes the buckets of customers (p, ck)
+-- and moves their funnel counts from what rpt_cells_funnel says was
+-- counted to that.
+CREATE FUNCTION rpt_cells_funnel_settle(p int[], ck text[], tz text)
+RETURNS void LANGUAGE sql AS $$
+    WITH u AS (SELECT DISTINCT * FROM unnest(p, ck)
+        AS u(partition, customer_key)),
+    now AS MATERIALIZED (SELECT u.partition, u.customer_key,
+        (c.acquired_at AT TIME ZONE tz)::date AS day,
+        COALESCE(c.channel, '') AS channel, f.b1, f.b2, f.b3
+        FROM u JOIN rpt_customers c USING (partition, customer_key),
+        rpt_cells_funnel_of(c.partition, c.customer_key, c.acquired_at) f
+        WHERE c.acquired_at IS NOT NULL),
+    was AS MATERIALIZED (SELECT s.* FROM u
+        JOIN rpt_cells_funnel s USING (partition, customer_key)),
+    keep AS (INSERT INTO rpt_cells_funnel SELECT * FROM now
+        ON CONFLICT (partition, customer_key) DO UPDATE SET
+        day = EXCLUDED.day, channel = EXCLUDED.channel, b1 = EXCLUDED.b1,
+        b2 = EXCLUDED.b2, b3 = EXCLUDED.b3)
+    SELECT rpt_cells_add(ARRAY(SELECT (x.cell, x.day, x.channel, x.b,
+        x.partition, sum(x.n)::bigint, 0::bigint, 0::bigint,
+        0::bigint)::rpt_cells_delta FROM (SELECT v.partition, v.day,
+        v.channel, f.cell, f.b, v.s AS n FROM (SELECT *, 1 AS s FROM now
+        UNION ALL SELECT *, -1 FROM was) v, LATERAL (VALUES
+        ('funnel1', v.b1), ('funnel2', v.b2), ('funnel3', v.b3)) f(cell, b)
+        WHERE f.b IS NOT NULL) x
+        GROUP BY x.cell, x.day, x.channel, x.b, x.partition))
+$$;
+
+-- The orders, rewards and members feed the horizon: a request whose as_of
+-- is not after every one of them takes the fact path.
 CREATE FUNCTION rpt_cells_facts_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -158,6 +232,11 @@ BEGIN
             c.guide_id, c.store_id, o.occurred_at, CASE WHEN o.paid THEN
             o.amount_fen ELSE -o.amount_fen END, 1, tz) d
             GROUP BY d.cell, d.day, d.key, d.k, d.partition));
+        PERFORM rpt_cells_funnel_settle(array_agg(partition),
+            array_agg(customer_key), tz) FROM new_rows WHERE paid;
+    ELSIF TG_TABLE_NAME = 'rpt_members' THEN
+        PERFORM rpt_cells_funnel_settle(array_agg(partition),
+            array_agg(customer_key), tz) FROM new_rows;
     ELSE
         PERFORM rpt_cells_add(ARRAY(SELECT (d.cell, d.day, d.key, d.k,
             d.partition, sum(d.n)::bigint, sum(d.incentive_fen)::bigint,
@@ -176,6 +255,9 @@ CREATE TRIGGER rpt_cells_orders AFTER INSERT ON rpt_orders
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_cells_facts_trg();
 CREATE TRIGGER rpt_cells_rewards AFTER INSERT ON rpt_rewards
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rpt_cells_facts_trg();
+CREATE TRIGGER rpt_cells_members AFTER INSERT ON rpt_members
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_cells_facts_trg();
 
@@ -223,6 +305,9 @@ BEGIN
             n.acquired_at, n.channel, n.guide_id, n.store_id,
             1)::rpt_cells_mover FROM new_rows n
             WHERE n.acquired_at IS NOT NULL), tz);
+        PERFORM rpt_cells_funnel_settle(array_agg(partition),
+            array_agg(customer_key), tz) FROM new_rows
+            WHERE acquired_at IS NOT NULL;
     ELSE
         PERFORM rpt_cells_move(ARRAY(SELECT x.m FROM old_rows o
             JOIN new_rows n USING (partition, customer_key),
@@ -233,6 +318,11 @@ BEGIN
             WHERE (o.acquired_at, o.channel, o.guide_id, o.store_id)
             IS DISTINCT FROM (n.acquired_at, n.channel, n.guide_id,
             n.store_id) AND (x.m).acquired_at IS NOT NULL), tz);
+        PERFORM rpt_cells_funnel_settle(array_agg(o.partition),
+            array_agg(o.customer_key), tz) FROM old_rows o
+            JOIN new_rows n USING (partition, customer_key)
+            WHERE (o.acquired_at, o.channel) IS DISTINCT FROM
+            (n.acquired_at, n.channel);
     END IF;
     RETURN NULL;
 END $$;
@@ -244,19 +334,22 @@ CREATE TRIGGER rpt_cells_customers_upd AFTER UPDATE ON rpt_customers
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_cells_customers_trg();
 
--- rpt_cells_seen_facts adds every order and reward time to the horizon
--- (the install that predates this migration; a rebuild).
+-- rpt_cells_seen_facts adds every order, reward and member time to the
+-- horizon (the install that predates this migration; a rebuild).
 CREATE FUNCTION rpt_cells_seen_facts() RETURNS void LANGUAGE sql AS $$
     SELECT rpt_rollup_seen(array_agg(p), array_agg(t)) FROM (
         SELECT partition, max(occurred_at) FROM rpt_orders GROUP BY 1
         UNION ALL
-        SELECT partition, max(occurred_at) FROM rpt_rewards GROUP BY 1)
+        SELECT partition, max(occurred_at) FROM rpt_rewards GROUP BY 1
+        UNION ALL
+        SELECT partition, max(occurred_at) FROM rpt_members GROUP BY 1)
         x(p, t)
 $$;
 
 -- rpt_cells_rebuild recomputes every cell from the facts in zone, set
--- by set (not through the triggers' functions): pond-reporting's start
--- when POND_TZ is not the cells' zone, and a check in the tests.
+-- by set (not through the triggers' functions, but for the funnel's
+-- buckets, which it takes from rpt_cells_funnel_settle): pond-reporting's
+-- start when POND_TZ is not the cells' zone, and a check in the tests.
 CREATE FUNCTION rpt_cells_rebuild(zone text) RETURNS void
 LANGUAGE sql AS $$
     SELECT rpt_cells_lock(true);
@@ -289,6 +382,10 @@ LANGUAGE sql AS $$
             FROM o WHERE store_id IS NOT NULL)
         s(cell, day, key, k, partition, n, inc, orders, net)
         GROUP BY 1, 2, 3, 4, 5;
+    DELETE FROM rpt_cells_funnel;
+    SELECT rpt_cells_funnel_settle(array_agg(partition),
+        array_agg(customer_key), zone) FROM rpt_customers
+        WHERE acquired_at IS NOT NULL;
     SELECT rpt_cells_seen_facts();
 $$;
 

@@ -19,91 +19,75 @@
 #include "log.h"
 #include "reporting.h"
 
-/* CELLS_CTE is h(fresh, d1, d2): whether the day cells of
- * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
- * channel $4 in zone $5 (NULL: the service has not checked the cells'
- * zone) -- the horizon is before as_of, the cells are kept in $5 and both
- * ends of the period are local midnights there -- and the period's local
- * days d1 <= day < d2. Used as a one-time filter, "(SELECT fresh FROM h)",
- * it runs either the cells' or the facts' branch of a query. */
-#define CELLS_CTE                                                             \
-	"h AS (SELECT COALESCE(max(latest) < $3, true) AND COALESCE("         \
-	"(SELECT tz FROM rpt_cells_zone) = $5::text AND ($4::text IS NULL "   \
-	"OR $4 <> '') AND (($1::timestamptz AT TIME ZONE "                    \
-	"$5)::date::timestamp "                                               \
-	"AT TIME ZONE $5) = $1 AND (($2::timestamptz AT TIME ZONE $5)::date"  \
-	"::timestamp AT TIME ZONE $5) = $2, false) AS fresh, "                \
-	"($1::timestamptz AT TIME ZONE $5)::date AS d1, "                     \
-	"($2::timestamptz AT TIME ZONE $5)::date AS d2 "                      \
-	"FROM rpt_rollup_horizon)"
-
-/* CELLS_COHORT_CTE is h, and the period's cohort c when the cells do not
- * answer. */
-#define CELLS_COHORT_CTE                                                      \
-	CELLS_CTE ", " REPORTING_COHORT_CTE_IF("NOT (SELECT fresh FROM h)")
-
-/* CELLS_OF(CELL) is the condition on rpt_cells of the period's cells of
- * kind CELL, when the cells answer. */
-#define CELLS_OF(CELL)                                                        \
-	"(SELECT fresh FROM h) AND cell = '" CELL "' AND day >= (SELECT d1 "  \
-	"FROM h) AND day < (SELECT d2 FROM h)"
-
-static const char acq_sql[] =
-        "WITH " CELLS_COHORT_CTE ", "
-        "cells AS (SELECT key AS channel, sum(n) AS n, sum(incentive_fen) "
-        " AS incentive FROM rpt_cells WHERE " CELLS_OF(
-                "acq") " AND "
-                       " ($4::text IS NULL OR key = $4) GROUP BY key HAVING "
-                       "sum(n) <> 0), "
-                       "n AS (SELECT channel, count(*) AS new_customers FROM "
-                       "c "
-                       " GROUP BY channel UNION ALL SELECT channel, n FROM "
-                       "cells), "
-                       "s AS (SELECT channel, sum(amount_fen) AS spend FROM "
-                       "rpt_spend "
-                       " WHERE occurred_at >= $1 AND occurred_at < $2 AND "
-                       "occurred_at < $3 "
-                       " AND ($4::text IS NULL OR channel = $4) GROUP BY "
-                       "channel), "
-                       "i AS (SELECT c.channel, sum(r.amount_fen) AS "
-                       "incentive FROM c "
-                       " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r "
-                       "WHERE "
-                       " r.partition = c.partition AND r.customer_key = "
-                       "c.customer_key "
-                       " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY "
-                       "c.channel "
-                       " UNION ALL SELECT channel, incentive FROM cells) "
-                       "SELECT COALESCE(n.channel, s.channel) AS ch, "
-                       " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
-                       " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING "
-                       "(channel) "
-                       " LEFT JOIN i ON i.channel = COALESCE(n.channel, "
-                       "s.channel) "
-                       "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
+static const char acq_sql[] = "WITH " REPORTING_CELLS_COHORT_CTE(
+        "$5") ", "
+              "cells AS (SELECT key AS channel, sum(n) AS n, "
+              "sum(incentive_fen) "
+              " AS incentive FROM rpt_cells WHERE " REPORTING_CELLS_OF(
+                      "acq") " AND "
+                             " ($4::text IS NULL OR key = $4) GROUP BY key "
+                             "HAVING "
+                             "sum(n) <> 0), "
+                             "n AS (SELECT channel, count(*) AS new_customers "
+                             "FROM "
+                             "c "
+                             " GROUP BY channel UNION ALL SELECT channel, n "
+                             "FROM "
+                             "cells), "
+                             "s AS (SELECT channel, sum(amount_fen) AS spend "
+                             "FROM "
+                             "rpt_spend "
+                             " WHERE occurred_at >= $1 AND occurred_at < $2 "
+                             "AND "
+                             "occurred_at < $3 "
+                             " AND ($4::text IS NULL OR channel = $4) GROUP "
+                             "BY "
+                             "channel), "
+                             "i AS (SELECT c.channel, sum(r.amount_fen) AS "
+                             "incentive FROM c "
+                             " JOIN LATERAL (SELECT r.amount_fen FROM "
+                             "rpt_rewards r "
+                             "WHERE "
+                             " r.partition = c.partition AND r.customer_key = "
+                             "c.customer_key "
+                             " AND r.occurred_at < $3 OFFSET 0) r ON true "
+                             "GROUP BY "
+                             "c.channel "
+                             " UNION ALL SELECT channel, incentive FROM "
+                             "cells) "
+                             "SELECT COALESCE(n.channel, s.channel) AS ch, "
+                             " COALESCE(n.new_customers, 0), "
+                             "COALESCE(s.spend, 0), "
+                             " COALESCE(i.incentive, 0) FROM n FULL JOIN s "
+                             "USING "
+                             "(channel) "
+                             " LEFT JOIN i ON i.channel = COALESCE(n.channel, "
+                             "s.channel) "
+                             "ORDER BY COALESCE(n.channel, s.channel) COLLATE "
+                             "\"C\"";
 
 /* The cohort's orders and rewards are read customer by customer from the
  * (partition, customer_key, ...) indexes: OFFSET 0 keeps the lateral
  * subqueries from being flattened into a join that the planner, which
  * underestimates the rows after acquisition, makes a hash join over every
  * order of the history (BENCHMARKS.md). */
-static const char revenue_by_day_sql[] =
-        "WITH " CELLS_COHORT_CTE " "
-        "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
-        " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
-        "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, o.amount_fen "
-        " FROM rpt_orders o WHERE o.partition = c.partition AND "
-        " o.customer_key = c.customer_key AND o.occurred_at >= "
-        " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
-        "GROUP BY 1, 2 "
-        "UNION ALL SELECT key, k, sum(net_fen) FROM rpt_cells WHERE " CELLS_OF(
-                "revenue") " AND ($4::text IS NULL OR key = $4) "
-                           "GROUP BY 1, 2 ORDER BY 1, 2";
+static const char revenue_by_day_sql[] = "WITH " REPORTING_CELLS_COHORT_CTE(
+        "$5") " "
+              "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
+              " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
+              "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, "
+              "o.amount_fen "
+              " FROM rpt_orders o WHERE o.partition = c.partition AND "
+              " o.customer_key = c.customer_key AND o.occurred_at >= "
+              " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
+              "GROUP BY 1, 2 "
+              "UNION ALL SELECT key, k, sum(net_fen) FROM rpt_cells "
+              "WHERE " REPORTING_CELLS_OF(
+                      "revenue") " AND ($4::text IS NULL OR key = $4) "
+                                 "GROUP BY 1, 2 ORDER BY 1, 2";
 
-/* cells_zone returns the day cells' zone parameter ($5): POND_TZ once the
- * start-up check has made the cells the zone's, else NULL (no cells). */
-static const char *
-cells_zone(reporting *rp)
+const char *
+reporting_cells_zone(reporting *rp)
 {
 	return (atomic_load(&rp->cells_ready) ? rp->tz : NULL);
 }
@@ -195,7 +179,7 @@ cohort_load(PGconn *conn, reporting *rp, const reporting_args *a,
 
 	memset(co, 0, sizeof(*co));
 	reporting_period_init(&p, a);
-	p.v[4] = cells_zone(rp);
+	p.v[4] = reporting_cells_zone(rp);
 	if ((rv = pond_pq_query(conn, &co->acq, acq_sql, 5, p.v)) != 0 ||
 	    (with_revenue &&
 	     (rv = pond_pq_query(conn, &co->rev, revenue_by_day_sql, 5,
@@ -468,14 +452,14 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- guides
  * --------------------------------------------------------------------- */
 
-/* From the day cells when they answer (CELLS_CTE), else two index range
- * scans, never all customers: the period's new customers (by acquired_at)
- * and the period's order events (by occurred_at) with their owner,
- * counting only events at or after the acquisition. A guide or store has
- * a row when it added a customer or had an order in the period. */
+/* From the day cells when they answer (REPORTING_CELLS_CTE), else two index
+ * range scans, never all customers: the period's new customers (by
+ * acquired_at) and the period's order events (by occurred_at) with their
+ * owner, counting only events at or after the acquisition. A guide or store
+ * has a row when it added a customer or had an order in the period. */
 /* clang-format off */
 static const char guides_sql[] =
-	"WITH " CELLS_CTE ", "
+	"WITH " REPORTING_CELLS_CTE("$5") ", "
 	"per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
 	" FROM rpt_customers WHERE acquired_at >= $1 AND acquired_at < $2 AND"
 	" acquired_at < $3 AND (guide_id IS NOT NULL OR store_id IS NOT NULL)"
@@ -538,7 +522,7 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 
 	(void)err;
 	reporting_period_init(&p, a);
-	p.v[4] = cells_zone(rp);
+	p.v[4] = reporting_cells_zone(rp);
 	if ((rv = pond_pq_query(conn, &res, guides_sql, 5, p.v)) != 0) {
 		json_decref(rows);
 		return (rv);

@@ -192,6 +192,40 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
+/* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of
+ * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
+ * channel $4 in zone TZ (a parameter, NULL when the service has not
+ * checked the cells' zone) -- the horizon is before as_of, the cells are
+ * kept in that zone and both ends of the period are local midnights there
+ * -- and the period's local days d1 <= day < d2. Used as a one-time
+ * filter, "(SELECT fresh FROM h)", it runs either the cells' or the
+ * facts' branch of a query. */
+#define REPORTING_CELLS_CTE(TZ)                                               \
+	"h AS (SELECT COALESCE(max(latest) < $3, true) AND COALESCE("         \
+	"(SELECT tz FROM rpt_cells_zone) = " TZ "::text AND ($4::text IS "    \
+	"NULL OR $4 <> '') AND (($1::timestamptz AT TIME ZONE " TZ            \
+	")::date::timestamp AT TIME ZONE " TZ ") = $1 AND (($2::timestamptz " \
+	"AT TIME ZONE " TZ ")::date::timestamp AT TIME ZONE " TZ ") = $2, "   \
+	"false) AS fresh, ($1::timestamptz AT TIME ZONE " TZ ")::date AS "    \
+	"d1, ($2::timestamptz AT TIME ZONE " TZ ")::date AS d2 "              \
+	"FROM rpt_rollup_horizon)"
+
+/* REPORTING_CELLS_COHORT_CTE(TZ) is h, and the period's cohort c when
+ * the cells do not answer. */
+#define REPORTING_CELLS_COHORT_CTE(TZ)                                        \
+	REPORTING_CELLS_CTE(TZ)                                               \
+	", " REPORTING_COHORT_CTE_IF("NOT (SELECT fresh FROM h)")
+
+/* REPORTING_CELLS_OF(CELL) is the condition on rpt_cells of the period's
+ * cells of kind CELL, when the cells answer. */
+#define REPORTING_CELLS_OF(CELL)                                              \
+	"(SELECT fresh FROM h) AND cell = '" CELL "' AND day >= (SELECT d1 "  \
+	"FROM h) AND day < (SELECT d2 FROM h)"
+
+/* reporting_cells_zone returns the day cells' zone parameter: POND_TZ
+ * once the start-up check has made the cells the zone's, else NULL. */
+const char *reporting_cells_zone(reporting *rp);
+
 /* NET_AMOUNT is an rpt_orders row o's effect on net revenue. */
 #define NET_AMOUNT "CASE WHEN o.paid THEN o.amount_fen ELSE -o.amount_fen END"
 
