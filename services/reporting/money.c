@@ -583,12 +583,15 @@ cells_check_done(int rv, void *arg)
 {
 	reporting *rp = arg;
 
+	rp->cells_checking = false;
 	if (rv == 0) {
 		atomic_store(&rp->cells_ready, true);
 	} else {
+		rp->cells_retry_at = uv_now(rp->svc->loop) + 60000;
 		pond_log_error("cells_unused",
 		               "tz=%s why=\"the cells could not be kept in "
-		               "POND_TZ; the money reports take the facts\"",
+		               "POND_TZ; the cohort reports take the facts "
+		               "until a check succeeds\"",
 		               rp->tz);
 	}
 	rp->requests--;
@@ -600,8 +603,13 @@ reporting_cells_check(reporting *rp)
 {
 	int rv;
 
+	if (atomic_load(&rp->cells_ready) || rp->cells_checking ||
+	    rp->stopping || uv_now(rp->svc->loop) < rp->cells_retry_at) {
+		return (POND_OK);
+	}
 	if ((rv = pond_db_submit(rp->svc->db, cells_check_work,
 	                         cells_check_done, rp)) == 0) {
+		rp->cells_checking = true;
 		rp->requests++;
 	}
 	return (rv);

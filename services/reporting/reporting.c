@@ -265,6 +265,12 @@ call_done(int rv, void *arg)
 static void
 call_submit(reporting_call *c)
 {
+	/* A failed check of the day cells' zone is tried again here (at
+	 * most once a minute); the request does not wait for it. It fails
+	 * only when the pool is closing, as the submit below then does. */
+	if (reporting_cells_check(c->rp) != 0) {
+		pond_log_debug("cells_check_not_submitted", "why=closing");
+	}
 	if (pond_db_submit(c->rp->svc->db, call_work, call_done, c) != 0) {
 		c->rv = reporting_fail(&c->err, 503, "unavailable",
 		                       "shutting down");

@@ -84,6 +84,9 @@ typedef struct reporting {
 	 * POND_TZ; set on the loop once the start-up check (and rebuild, if
 	 * the zone differed) succeeded, read by the requests' pool threads. */
 	atomic_bool cells_ready;
+	bool cells_checking;     /* a check is queued or running (loop) */
+	uint64_t cells_retry_at; /* uv_now() after which a failed check is
+	                          * tried again, on the next request */
 	reporting_counters counters;
 } reporting;
 
@@ -270,8 +273,10 @@ int reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 int reporting_campaigns(PGconn *conn, reporting *rp, const reporting_args *a,
                         json_t **out, reporting_error *err) POND_MUSTCHECK;
 
-/* reporting_cells_check submits the start-up check of the day cells'
- * zone: rpt_cells_rebuild(POND_TZ) when it differs, then cells_ready. */
+/* reporting_cells_check submits the check of the day cells' zone (at
+ * start, and again on a request a minute after a check failed):
+ * rpt_cells_rebuild(POND_TZ) when it differs, then cells_ready. A no-op
+ * while the cells are ready or a check is under way. */
 int reporting_cells_check(reporting *rp) POND_MUSTCHECK;
 
 /* reporting_find returns the function of report name, or NULL. */
