@@ -7,15 +7,17 @@
  *     INSERT ... SELECT from generate_series: the rows the reporting
  *     consumer would have built from those events (the events table itself
  *     is not written; no report reads it). The rollups of migration 0007
- *     are maintained by its triggers during the load, as for the consumer.
+ *     and the day cells of 0008 are maintained by their triggers during
+ *     the load, as for the consumer.
  *     Prints: customers= facts= load_s=
  *
  *   pond-bench-reports --url tcp://... --token T --requests R --end EPOCH
  *     asks pond-reporting for every report over NNG REQ/REP (ReportRequest,
  *     the same code as HTTP), R times each after one unmeasured warm-up,
- *     one request at a time. The period is the last 30 days before --end
- *     and as_of is --end (every fact is before it). Prints a line per
- *     report: report= p50_ms= p95_ms= max_ms= status=
+ *     one request at a time. The period is the last 30 whole days in
+ *     POND_TZ (default Asia/Shanghai) up to --end, as YYYY-MM-DD like the
+ *     dashboard's, and as_of is --end (every fact is before it). Prints a
+ *     line per report: report= p50_ms= p95_ms= max_ms= status=
  */
 #include <libpq-fe.h>
 #include <nng/nng.h>
@@ -30,7 +32,7 @@
 
 static long long opt_load = 0, opt_customers = 100000, opt_events = 2000000;
 static long long opt_requests = 20, opt_end = 0;
-static const char *opt_url = NULL, *opt_token = "";
+static const char *opt_url = NULL, *opt_token = "", *opt_only = NULL;
 
 /* One report to ask for: its path and its parameters beyond the period
  * ("k=v&k=v"); period false: no from/to. */
@@ -164,6 +166,22 @@ time_text(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* local_day writes the day of t, less days_back days, in POND_TZ (TZ is
+ * set from it in main) as YYYY-MM-DD. */
+static void
+local_day(time_t t, int days_back, char *buf, size_t len)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	tm.tm_mday -= days_back;
+	tm.tm_hour = 12; /* mktime normalizes; noon is clear of DST */
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d", &tm);
+}
+
 static void
 load(void)
 {
@@ -187,6 +205,7 @@ load(void)
 	exec_or_die(conn, sql);
 	exec_or_die(conn, "COMMIT");
 	free(sql);
+	exec_or_die(conn, "VACUUM ANALYZE rpt_cells");
 	for (size_t i = 0; i < sizeof(fact_tables) / sizeof(*fact_tables);
 	     i++) {
 		snprintf(count_sql, sizeof(count_sql), "VACUUM ANALYZE %s",
@@ -216,8 +235,8 @@ ask(nng_socket s, const bench_report *r)
 	char from[40], to[40], as_of[40], extra[256], *save = NULL;
 	size_t n = 0;
 
-	time_text((time_t)opt_end - 30 * 86400, from, sizeof(from));
-	time_text((time_t)opt_end, to, sizeof(to));
+	local_day((time_t)opt_end, 30, from, sizeof(from));
+	local_day((time_t)opt_end, 0, to, sizeof(to));
 	time_text((time_t)opt_end - (time_t)r->as_of_days_back * 86400, as_of,
 	          sizeof(as_of));
 	const char *kv[8][2] = {{"as_of", as_of}, {"from", from}, {"to", to}};
@@ -268,6 +287,23 @@ ask(nng_socket s, const bench_report *r)
 	return (status);
 }
 
+/* wanted says whether --only (comma-separated labels) names label. */
+static bool
+wanted(const char *label)
+{
+	size_t n = strlen(label);
+
+	for (const char *p = opt_only; p != NULL && *p != '\0';) {
+		if (strncmp(p, label, n) == 0 &&
+		    (p[n] == ',' || p[n] == '\0')) {
+			return (true);
+		}
+		p = strchr(p, ',');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return (opt_only == NULL);
+}
+
 static void
 query(void)
 {
@@ -286,6 +322,9 @@ query(void)
 		bench_die("out of memory");
 	}
 	for (size_t i = 0; i < sizeof(reports) / sizeof(*reports); i++) {
+		if (!wanted(reports[i].label)) {
+			continue;
+		}
 		unsigned status = ask(s, &reports[i]);
 		for (long long k = 0; k < opt_requests; k++) {
 			double t0 = bench_clock();
@@ -321,6 +360,8 @@ main(int argc, char **argv)
 	        {"token", false, &opt_token, "an API token (read role)"},
 	        {"requests", true, &opt_requests,
 	         "measured requests a report"},
+	        {"only", false, &opt_only,
+	         "ask only these reports (labels, comma-separated)"},
 	};
 
 	bench_parse(argc, argv,
@@ -330,6 +371,9 @@ main(int argc, char **argv)
 		bench_die(
 		        "--end, --customers and --requests must be positive");
 	}
+	const char *tz = getenv("POND_TZ");
+	setenv("TZ", tz != NULL && *tz != '\0' ? tz : "Asia/Shanghai", 1);
+	tzset();
 	if (opt_load) {
 		load();
 	}

@@ -2,13 +2,14 @@
  * apply.c - the three streams into the reporting fact tables.
  *
  * Each apply call runs inside the consumer's transaction (docs/streams.md)
- * and writes a whole batch with one statement: the decoded records go in
- * as column arrays (unnest), and writable CTEs route each kind of event to
- * its fact table. Facts keep their event time, so the order in which
- * events arrive changes nothing: the one fact that depends on order, the
- * acquisition (the first contact_added), is kept as the least (occurred_at,
- * event_id, publisher) seen so far, and a late add with an earlier time
- * takes it over in the upsert below.
+ * and writes a whole batch with one statement (two for events: the
+ * customers, then the facts): the decoded records go in as column arrays
+ * (unnest), and writable CTEs route each kind of event to its fact table.
+ * Facts keep their event time, so the order in which events arrive changes
+ * nothing: the one fact that depends on order, the acquisition (the first
+ * contact_added), is kept as the least (occurred_at, event_id, publisher) seen
+ * so far, and a late add with an earlier time takes it over in the upsert
+ * below.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -71,11 +72,11 @@ arena_time(pond_arena *a, const Google__Protobuf__Timestamp *ts)
 	return (pond_arena_strdup(a, buf));
 }
 
-/* cols_exec runs sql with $1 = partition and $2.. = the columns as array
- * literals. */
+/* cols_exec runs each statement of sqls (NULL-terminated), in order,
+ * with $1 = partition and $2.. = the columns as array literals. */
 static int
 cols_exec(PGconn *conn, const apply_cols *c, size_t cap, uint32_t partition,
-          const char *sql)
+          const char *const *sqls)
 {
 	const char *params[24];
 	char part[16];
@@ -96,7 +97,12 @@ cols_exec(PGconn *conn, const apply_cols *c, size_t cap, uint32_t partition,
 			goto out;
 		}
 	}
-	rv = pond_pq_query(conn, NULL, sql, (int)c->ncols + 1, params);
+	for (size_t i = 0; rv == POND_OK && sqls[i] != NULL; i++) {
+		/* sqls are the constant statements of this file.
+		 * sql-check: ok */
+		rv = pond_pq_query(conn, NULL, sqls[i], (int)c->ncols + 1,
+		                   params);
+	}
 out:
 	for (size_t i = 0; i < c->ncols; i++) {
 		free((char *)params[i + 1]);
@@ -137,35 +143,25 @@ enum {
 #col " = CASE WHEN " TAKES_OVER " THEN EXCLUDED." #col                \
 	     " ELSE c." #col " END"
 
+/* APPLY_BATCH_CTE is the batch as rows, with each event's publisher. */
+#define APPLY_BATCH_CTE                                                       \
+	"b AS (SELECT u.*, p.name AS publisher FROM unnest($2::bigint[], "    \
+	"$3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], " \
+	"$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], "   \
+	"$13::bool[], $14::text[], $15::bool[], $16::text[]) "                \
+	"AS u(seq, kind, customer_key, event_id, occurred_at, channel, "      \
+	"guide_id, store_id, inviter_key, campaign_id, amount_fen, "          \
+	"has_region, region, has_industry, industry) "                        \
+	"JOIN events e ON e.partition = $1 AND e.seq = u.seq "                \
+	"JOIN publishers p ON p.id = e.publisher_id)"
+
+/* A batch is two statements, the customers first, then the facts: the
+ * day cells of 0008_reporting_cells.sql are exact only when no statement
+ * changes both a customer's acquisition and its orders or rewards (the
+ * migration says why). */
 /* clang-format off */
-static const char apply_events_sql[] =
-	"WITH b AS ("
-	" SELECT u.*, p.name AS publisher FROM unnest($2::bigint[],"
-	"  $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[],"
-	"  $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],"
-	"  $13::bool[], $14::text[], $15::bool[], $16::text[])"
-	"  AS u(seq, kind, customer_key, event_id, occurred_at, channel,"
-	"  guide_id, store_id, inviter_key, campaign_id, amount_fen,"
-	"  has_region, region, has_industry, industry)"
-	" JOIN events e ON e.partition = $1 AND e.seq = u.seq"
-	" JOIN publishers p ON p.id = e.publisher_id), "
-	"o AS (INSERT INTO rpt_orders SELECT $1, customer_key, seq,"
-	" occurred_at, event_id, publisher, kind = 'order_paid', amount_fen"
-	" FROM b WHERE kind IN ('order_paid', 'order_refunded')), "
-	"r AS (INSERT INTO rpt_rewards SELECT $1, customer_key, seq,"
-	" occurred_at, amount_fen, campaign_id FROM b"
-	" WHERE kind = 'reward_paid'), "
-	"a AS (INSERT INTO rpt_activity SELECT $1, customer_key, seq,"
-	" occurred_at FROM b WHERE kind = 'interaction'), "
-	"m AS (INSERT INTO rpt_members SELECT $1, customer_key, seq,"
-	" occurred_at FROM b WHERE kind = 'member_joined'), "
-	"i AS (INSERT INTO rpt_invites SELECT $1, customer_key, seq,"
-	" occurred_at, campaign_id FROM b WHERE kind = 'invite_shared'), "
-	"f AS (INSERT INTO rpt_profile_facts SELECT $1, customer_key, seq,"
-	" occurred_at, event_id, publisher, has_region, region, has_industry,"
-	" industry FROM b WHERE kind = 'profile_updated'), "
-	"s AS (INSERT INTO rpt_spend SELECT $1, seq, channel, occurred_at,"
-	" amount_fen FROM b WHERE kind = 'channel_spend'), "
+static const char apply_customers_sql[] =
+	"WITH " APPLY_BATCH_CTE ", "
 	"firsts AS (SELECT customer_key, min(occurred_at) AS first_at,"
 	" min(occurred_at) FILTER (WHERE kind = 'member_joined') AS member_at,"
 	" (array_agg(occurred_at ORDER BY occurred_at)"
@@ -190,6 +186,26 @@ static const char apply_events_sql[] =
 	TAKE(inviter_key) ", " TAKE(campaign_id) ", "
 	TAKE(acq_event_id) ", " TAKE(acq_publisher) ", "
 	TAKE(acquired_at);
+
+static const char apply_facts_sql[] =
+	"WITH " APPLY_BATCH_CTE ", "
+	"o AS (INSERT INTO rpt_orders SELECT $1, customer_key, seq,"
+	" occurred_at, event_id, publisher, kind = 'order_paid', amount_fen"
+	" FROM b WHERE kind IN ('order_paid', 'order_refunded')), "
+	"r AS (INSERT INTO rpt_rewards SELECT $1, customer_key, seq,"
+	" occurred_at, amount_fen, campaign_id FROM b"
+	" WHERE kind = 'reward_paid'), "
+	"a AS (INSERT INTO rpt_activity SELECT $1, customer_key, seq,"
+	" occurred_at FROM b WHERE kind = 'interaction'), "
+	"m AS (INSERT INTO rpt_members SELECT $1, customer_key, seq,"
+	" occurred_at FROM b WHERE kind = 'member_joined'), "
+	"i AS (INSERT INTO rpt_invites SELECT $1, customer_key, seq,"
+	" occurred_at, campaign_id FROM b WHERE kind = 'invite_shared'), "
+	"f AS (INSERT INTO rpt_profile_facts SELECT $1, customer_key, seq,"
+	" occurred_at, event_id, publisher, has_region, region, has_industry,"
+	" industry FROM b WHERE kind = 'profile_updated') "
+	"INSERT INTO rpt_spend SELECT $1, seq, channel, occurred_at,"
+	" amount_fen FROM b WHERE kind = 'channel_spend'";
 /* clang-format on */
 
 /* event_row fills the current row from ev; false for an event with no
@@ -289,10 +305,11 @@ event_row(apply_cols *c, size_t cap, const pond_record *rec,
 typedef bool (*apply_row_fn)(reporting *rp, apply_cols *c, size_t cap,
                              const pond_record *rec);
 
-/* apply_batch writes a batch: each record through row, then one sql. */
+/* apply_batch writes a batch: each record through row, then the
+ * statements of sqls (NULL-terminated). */
 static int
 apply_batch(PGconn *conn, reporting *rp, const pond_record *recs, size_t n,
-            size_t ncols, apply_row_fn row, const char *sql)
+            size_t ncols, apply_row_fn row, const char *const *sqls)
 {
 	pond_arena arena;
 	apply_cols c;
@@ -308,7 +325,7 @@ apply_batch(PGconn *conn, reporting *rp, const pond_record *recs, size_t n,
 		}
 	}
 	if (c.nrows > 0 &&
-	    (rv = cols_exec(conn, &c, n, recs[0].partition, sql)) != 0) {
+	    (rv = cols_exec(conn, &c, n, recs[0].partition, sqls)) != 0) {
 		goto out;
 	}
 	pond_counter_add(&rp->counters.facts, n);
@@ -344,8 +361,10 @@ int
 reporting_apply_events(PGconn *conn, const pond_record *recs, size_t n,
                        void *arg)
 {
-	return (apply_batch(conn, arg, recs, n, EV_NCOLS, event_record,
-	                    apply_events_sql));
+	static const char *const sqls[] = {apply_customers_sql,
+	                                   apply_facts_sql, NULL};
+
+	return (apply_batch(conn, arg, recs, n, EV_NCOLS, event_record, sqls));
 }
 
 /* --- tag_changes
@@ -374,11 +393,14 @@ int
 reporting_apply_tag_changes(PGconn *conn, const pond_record *recs, size_t n,
                             void *arg)
 {
-	return (apply_batch(conn, arg, recs, n, 5, tag_change_record,
-	                    "INSERT INTO rpt_tag_changes (partition, seq, "
-	                    "customer_key, tag, added, changed_at) SELECT "
-	                    "$1, * FROM unnest($2::bigint[], $3::text[], "
-	                    "$4::text[], $5::bool[], $6::timestamptz[])"));
+	static const char *const sqls[] = {
+	        "INSERT INTO rpt_tag_changes (partition, seq, customer_key, "
+	        "tag, added, changed_at) SELECT $1, * FROM unnest("
+	        "$2::bigint[], $3::text[], $4::text[], $5::bool[], "
+	        "$6::timestamptz[])",
+	        NULL};
+
+	return (apply_batch(conn, arg, recs, n, 5, tag_change_record, sqls));
 }
 
 /* --- touches
@@ -412,8 +434,7 @@ int
 reporting_apply_touches(PGconn *conn, const pond_record *recs, size_t n,
                         void *arg)
 {
-	return (apply_batch(
-	        conn, arg, recs, n, 10, touch_change_record,
+	static const char *const sqls[] = {
 	        "INSERT INTO rpt_touch_changes (partition, seq, customer_key, "
 	        "touch_id, campaign_id, channel, state, reason, at, "
 	        "selected_at, cost_fen) SELECT $1, u.seq, u.k, u.t, "
@@ -421,5 +442,9 @@ reporting_apply_touches(PGconn *conn, const pond_record *recs, size_t n,
 	        "u.cost FROM unnest($2::bigint[], $3::text[], $4::text[], "
 	        "$5::text[], $6::text[], $7::text[], $8::text[], "
 	        "$9::timestamptz[], $10::timestamptz[], $11::bigint[]) AS "
-	        "u(seq, k, t, c, ch, s, r, a, sel, cost)"));
+	        "u(seq, k, t, c, ch, s, r, a, sel, cost)",
+	        NULL};
+
+	return (apply_batch(conn, arg, recs, n, 10, touch_change_record,
+	                    sqls));
 }

@@ -154,9 +154,21 @@ reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
  * must fall within the window after acquisition, the second within the
  * window after the first, and a member_joined within the window after
  * (and not before) the second. */
+/* FUNNEL_CELLS(CELL) is the customers of cell CELL of f. */
+#define FUNNEL_CELLS(CELL)                                                    \
+	"(SELECT COALESCE(sum(n), 0) FROM f WHERE cell = '" CELL "')"
+
+/* From the day cells when they answer (REPORTING_CELLS_CTE, zone $6):
+ * the customers reach step j + 1 whose bucket of cell funnel<j>, the
+ * largest of their first j gaps in whole days, is under window_days. */
 /* clang-format off */
 static const char funnel_sql[] =
-	"WITH " REPORTING_COHORT_CTE ", "
+	"WITH " REPORTING_CELLS_COHORT_CTE("$6") ", "
+	"f AS (SELECT cell, sum(n) AS n FROM rpt_cells WHERE (SELECT fresh"
+	" FROM h) AND cell IN ('acq', 'funnel1', 'funnel2', 'funnel3') AND"
+	" day >= (SELECT d1 FROM h) AND day < (SELECT d2 FROM h) AND ($4::text"
+	" IS NULL OR key = $4) AND (cell = 'acq' OR k < $5::int) GROUP BY"
+	" cell), "
 	"w AS (SELECT $5::int * interval '24 hours' AS len), "
 	"x AS (SELECT c.partition, c.customer_key, c.acquired_at, o.t[1] AS t1,"
 	" o.t[2] AS t2 FROM c LEFT JOIN LATERAL (SELECT array_agg(occurred_at"
@@ -168,11 +180,13 @@ static const char funnel_sql[] =
 	"s AS (SELECT x.*, COALESCE(t1 < acquired_at + w.len, false) AS f1,"
 	" COALESCE(t1 < acquired_at + w.len AND t2 < t1 + w.len, false) AS f2,"
 	" w.len FROM x, w) "
-	"SELECT count(*), count(*) FILTER (WHERE f1), count(*) FILTER (WHERE"
-	" f2), count(*) FILTER (WHERE f2 AND EXISTS (SELECT 1 FROM rpt_members"
-	" m WHERE m.partition = s.partition AND m.customer_key ="
-	" s.customer_key AND m.occurred_at >= s.t2 AND m.occurred_at < s.t2 +"
-	" s.len AND m.occurred_at < $3)) FROM s";
+	"SELECT count(*) + " FUNNEL_CELLS("acq") ", count(*) FILTER (WHERE"
+	" f1) + " FUNNEL_CELLS("funnel1") ", count(*) FILTER (WHERE f2) + "
+	FUNNEL_CELLS("funnel2") ", count(*) FILTER (WHERE f2 AND EXISTS"
+	" (SELECT 1 FROM rpt_members m WHERE m.partition = s.partition AND"
+	" m.customer_key = s.customer_key AND m.occurred_at >= s.t2 AND"
+	" m.occurred_at < s.t2 + s.len AND m.occurred_at < $3)) + "
+	FUNNEL_CELLS("funnel3") " FROM s";
 /* clang-format on */
 
 int
@@ -187,12 +201,12 @@ reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
 	int64_t n[4];
 	int rv;
 
-	(void)rp;
 	(void)err;
 	reporting_period_init(&p, a);
 	snprintf(window, sizeof(window), "%d", a->window_days);
-	const char *params[] = {p.v[0], p.v[1], p.v[2], p.v[3], window};
-	if ((rv = pond_pq_query(conn, &res, funnel_sql, 5, params)) != 0) {
+	const char *params[] = {p.v[0], p.v[1], p.v[2],
+	                        p.v[3], window, reporting_cells_zone(rp)};
+	if ((rv = pond_pq_query(conn, &res, funnel_sql, 6, params)) != 0) {
 		return (rv);
 	}
 	for (int i = 0; i < 4; i++) {

@@ -16,39 +16,81 @@
 #include <string.h>
 
 #include "db.h"
+#include "log.h"
 #include "reporting.h"
 
-static const char acq_sql[] =
-        "WITH " REPORTING_COHORT_CTE ", "
-        "n AS (SELECT channel, count(*) AS new_customers FROM c "
-        " GROUP BY channel), "
-        "s AS (SELECT channel, sum(amount_fen) AS spend FROM rpt_spend "
-        " WHERE occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 "
-        " AND ($4::text IS NULL OR channel = $4) GROUP BY channel), "
-        "i AS (SELECT c.channel, sum(r.amount_fen) AS incentive FROM c "
-        " JOIN LATERAL (SELECT r.amount_fen FROM rpt_rewards r WHERE "
-        " r.partition = c.partition AND r.customer_key = c.customer_key "
-        " AND r.occurred_at < $3 OFFSET 0) r ON true GROUP BY c.channel) "
-        "SELECT COALESCE(n.channel, s.channel) AS ch, "
-        " COALESCE(n.new_customers, 0), COALESCE(s.spend, 0), "
-        " COALESCE(i.incentive, 0) FROM n FULL JOIN s USING (channel) "
-        " LEFT JOIN i ON i.channel = COALESCE(n.channel, s.channel) "
-        "ORDER BY COALESCE(n.channel, s.channel) COLLATE \"C\"";
+static const char acq_sql[] = "WITH " REPORTING_CELLS_COHORT_CTE(
+        "$5") ", "
+              "cells AS (SELECT key AS channel, sum(n) AS n, "
+              "sum(incentive_fen) "
+              " AS incentive FROM rpt_cells WHERE " REPORTING_CELLS_OF(
+                      "acq") " AND "
+                             " ($4::text IS NULL OR key = $4) GROUP BY key "
+                             "HAVING "
+                             "sum(n) <> 0), "
+                             "n AS (SELECT channel, count(*) AS new_customers "
+                             "FROM "
+                             "c "
+                             " GROUP BY channel UNION ALL SELECT channel, n "
+                             "FROM "
+                             "cells), "
+                             "s AS (SELECT channel, sum(amount_fen) AS spend "
+                             "FROM "
+                             "rpt_spend "
+                             " WHERE occurred_at >= $1 AND occurred_at < $2 "
+                             "AND "
+                             "occurred_at < $3 "
+                             " AND ($4::text IS NULL OR channel = $4) GROUP "
+                             "BY "
+                             "channel), "
+                             "i AS (SELECT c.channel, sum(r.amount_fen) AS "
+                             "incentive FROM c "
+                             " JOIN LATERAL (SELECT r.amount_fen FROM "
+                             "rpt_rewards r "
+                             "WHERE "
+                             " r.partition = c.partition AND r.customer_key = "
+                             "c.customer_key "
+                             " AND r.occurred_at < $3 OFFSET 0) r ON true "
+                             "GROUP BY "
+                             "c.channel "
+                             " UNION ALL SELECT channel, incentive FROM "
+                             "cells) "
+                             "SELECT COALESCE(n.channel, s.channel) AS ch, "
+                             " COALESCE(n.new_customers, 0), "
+                             "COALESCE(s.spend, 0), "
+                             " COALESCE(i.incentive, 0) FROM n FULL JOIN s "
+                             "USING "
+                             "(channel) "
+                             " LEFT JOIN i ON i.channel = COALESCE(n.channel, "
+                             "s.channel) "
+                             "ORDER BY COALESCE(n.channel, s.channel) COLLATE "
+                             "\"C\"";
 
 /* The cohort's orders and rewards are read customer by customer from the
  * (partition, customer_key, ...) indexes: OFFSET 0 keeps the lateral
  * subqueries from being flattened into a join that the planner, which
  * underestimates the rows after acquisition, makes a hash join over every
  * order of the history (BENCHMARKS.md). */
-static const char revenue_by_day_sql[] =
-        "WITH " REPORTING_COHORT_CTE " "
-        "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
-        " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
-        "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, o.amount_fen "
-        " FROM rpt_orders o WHERE o.partition = c.partition AND "
-        " o.customer_key = c.customer_key AND o.occurred_at >= "
-        " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
-        "GROUP BY 1, 2 ORDER BY 1, 2";
+static const char revenue_by_day_sql[] = "WITH " REPORTING_CELLS_COHORT_CTE(
+        "$5") " "
+              "SELECT c.channel, floor(extract(epoch FROM o.occurred_at - "
+              " c.acquired_at) / 86400)::bigint + 1 AS k, sum(" NET_AMOUNT ") "
+              "FROM c JOIN LATERAL (SELECT o.occurred_at, o.paid, "
+              "o.amount_fen "
+              " FROM rpt_orders o WHERE o.partition = c.partition AND "
+              " o.customer_key = c.customer_key AND o.occurred_at >= "
+              " c.acquired_at AND o.occurred_at < $3 OFFSET 0) o ON true "
+              "GROUP BY 1, 2 "
+              "UNION ALL SELECT key, k, sum(net_fen) FROM rpt_cells "
+              "WHERE " REPORTING_CELLS_OF(
+                      "revenue") " AND ($4::text IS NULL OR key = $4) "
+                                 "GROUP BY 1, 2 ORDER BY 1, 2";
+
+const char *
+reporting_cells_zone(reporting *rp)
+{
+	return (atomic_load(&rp->cells_ready) ? rp->tz : NULL);
+}
 
 /* channel_figures is one channel's (or all channels') acquisition. */
 typedef struct channel_figures {
@@ -129,17 +171,18 @@ cohort_all(cohort *co, int64_t nrev)
 
 /* cohort_load runs both queries; with_revenue false skips the second. */
 static int
-cohort_load(PGconn *conn, const reporting_args *a, bool with_revenue,
-            cohort *co)
+cohort_load(PGconn *conn, reporting *rp, const reporting_args *a,
+            bool with_revenue, cohort *co)
 {
 	reporting_period p;
 	int rv, nrev = 0;
 
 	memset(co, 0, sizeof(*co));
 	reporting_period_init(&p, a);
-	if ((rv = pond_pq_query(conn, &co->acq, acq_sql, 4, p.v)) != 0 ||
+	p.v[4] = reporting_cells_zone(rp);
+	if ((rv = pond_pq_query(conn, &co->acq, acq_sql, 5, p.v)) != 0 ||
 	    (with_revenue &&
-	     (rv = pond_pq_query(conn, &co->rev, revenue_by_day_sql, 4,
+	     (rv = pond_pq_query(conn, &co->rev, revenue_by_day_sql, 5,
 	                         p.v)) != 0)) {
 		return (rv);
 	}
@@ -202,14 +245,14 @@ typedef struct cohort_report_def {
 } cohort_report_def;
 
 static int
-cohort_report(PGconn *conn, const reporting_args *a,
+cohort_report(PGconn *conn, reporting *rp, const reporting_args *a,
               const cohort_report_def *def, json_t **out)
 {
 	cohort co;
 	json_t *rows = json_array(), *row;
 	int rv;
 
-	if ((rv = cohort_load(conn, a, def->with_revenue, &co)) == 0) {
+	if ((rv = cohort_load(conn, rp, a, def->with_revenue, &co)) == 0) {
 		for (size_t i = 0; i < co.nch; i++) {
 			if ((row = def->row(&co.ch[i], a)) != NULL) {
 				json_array_append_new(rows, row);
@@ -249,9 +292,8 @@ reporting_acquisition(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"acquisition", false, false,
 	                                      acq_row, acq_total};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- ltv
@@ -290,9 +332,8 @@ reporting_ltv(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"ltv", true, true, ltv_row,
 	                                      NULL};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- payback
@@ -357,9 +398,8 @@ reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const cohort_report_def def = {"payback", true, true,
 	                                      payback_row, NULL};
 
-	(void)rp;
 	(void)err;
-	return (cohort_report(conn, a, &def, out));
+	return (cohort_report(conn, rp, a, &def, out));
 }
 
 /* --- repurchase
@@ -412,25 +452,34 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- guides
  * --------------------------------------------------------------------- */
 
-/* Two index range scans, never all customers: the period's new customers
- * (by acquired_at) and the period's order events (by occurred_at) with
- * their owner, counting only events at or after the acquisition. */
+/* From the day cells when they answer (REPORTING_CELLS_CTE), else two index
+ * range scans, never all customers: the period's new customers (by
+ * acquired_at) and the period's order events (by occurred_at) with their
+ * owner, counting only events at or after the acquisition. A guide or store
+ * has a row when it added a customer or had an order in the period. */
 /* clang-format off */
 static const char guides_sql[] =
-	"WITH per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
+	"WITH " REPORTING_CELLS_CTE("$5") ", "
+	"per AS (SELECT guide_id, store_id, 1 AS added, 0::bigint AS net"
 	" FROM rpt_customers WHERE acquired_at >= $1 AND acquired_at < $2 AND"
 	" acquired_at < $3 AND (guide_id IS NOT NULL OR store_id IS NOT NULL)"
+	" AND NOT (SELECT fresh FROM h)"
 	" UNION ALL SELECT c.guide_id, c.store_id, 0, " NET_AMOUNT " FROM"
 	" rpt_orders o JOIN rpt_customers c ON c.partition = o.partition AND"
 	" c.customer_key = o.customer_key WHERE o.occurred_at >= $1 AND"
 	" o.occurred_at < $2 AND o.occurred_at < $3 AND o.occurred_at >="
 	" c.acquired_at AND (c.guide_id IS NOT NULL OR c.store_id IS NOT"
-	" NULL)) "
+	" NULL) AND NOT (SELECT fresh FROM h)) "
 	"SELECT 'guide' AS kind, guide_id COLLATE \"C\" AS id, sum(added),"
 	" sum(net) FROM per WHERE guide_id IS NOT NULL GROUP BY guide_id "
 	"UNION ALL "
 	"SELECT 'store', store_id COLLATE \"C\", sum(added), sum(net) FROM per"
 	" WHERE store_id IS NOT NULL GROUP BY store_id "
+	"UNION ALL "
+	"SELECT cell, key COLLATE \"C\", sum(n), sum(net_fen) FROM rpt_cells"
+	" WHERE (SELECT fresh FROM h) AND cell IN ('guide', 'store') AND day >="
+	" (SELECT d1 FROM h) AND day < (SELECT d2 FROM h) GROUP BY cell, key"
+	" HAVING sum(n) <> 0 OR sum(orders) <> 0 "
 	"ORDER BY kind, id";
 /* clang-format on */
 
@@ -473,7 +522,8 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 
 	(void)err;
 	reporting_period_init(&p, a);
-	if ((rv = pond_pq_query(conn, &res, guides_sql, 3, p.v)) != 0) {
+	p.v[4] = reporting_cells_zone(rp);
+	if ((rv = pond_pq_query(conn, &res, guides_sql, 5, p.v)) != 0) {
 		json_decref(rows);
 		return (rv);
 	}
@@ -497,4 +547,70 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
 	PQclear(res);
 	*out = reporting_envelope("guides", a, true, rows, NULL);
 	return (POND_OK);
+}
+
+/* --- the day cells' zone
+ * --------------------------------------------------------- */
+
+/* cells_check_work rebuilds the cells in POND_TZ when they are kept in
+ * another zone (rpt_cells_rebuild takes the cells' lock, so a consumer
+ * batch waits for it, and another replica's check waits and finds the
+ * zone set). */
+static int
+cells_check_work(PGconn *conn, void *arg)
+{
+	reporting *rp = arg;
+	const char *params[] = {rp->tz};
+	PGresult *res;
+	int rv;
+
+	if ((rv = pond_pq_query(conn, &res,
+	                        "SELECT rpt_cells_rebuild($1) WHERE NOT "
+	                        "EXISTS (SELECT 1 FROM rpt_cells_zone WHERE "
+	                        "tz = $1)",
+	                        1, params)) != 0) {
+		return (rv);
+	}
+	if (PQntuples(res) > 0) {
+		pond_log_info("cells_rebuilt", "tz=%s", rp->tz);
+	}
+	PQclear(res);
+	return (POND_OK);
+}
+
+static void
+cells_check_done(int rv, void *arg)
+{
+	reporting *rp = arg;
+
+	rp->cells_checking = false;
+	if (rv == 0) {
+		atomic_store(&rp->cells_ready, true);
+	} else {
+		rp->cells_retry_at = uv_now(rp->svc->loop) + 60000;
+		pond_log_error("cells_unused",
+		               "tz=%s why=\"the cells could not be kept in "
+		               "POND_TZ; the cohort reports take the facts "
+		               "until a check succeeds\"",
+		               rp->tz);
+	}
+	rp->requests--;
+	reporting_maybe_stopped(rp);
+}
+
+int
+reporting_cells_check(reporting *rp)
+{
+	int rv;
+
+	if (atomic_load(&rp->cells_ready) || rp->cells_checking ||
+	    rp->stopping || uv_now(rp->svc->loop) < rp->cells_retry_at) {
+		return (POND_OK);
+	}
+	if ((rv = pond_db_submit(rp->svc->db, cells_check_work,
+	                         cells_check_done, rp)) == 0) {
+		rp->cells_checking = true;
+		rp->requests++;
+	}
+	return (rv);
 }

@@ -272,6 +272,12 @@ call_submit(reporting_call *c)
 	pond_db *db = c->rp->reads != NULL && !writes ? c->rp->reads
 	                                              : c->rp->svc->db;
 
+	/* A failed check of the day cells' zone is tried again here (at
+	 * most once a minute); the request does not wait for it. It fails
+	 * only when the pool is closing, as the submit below then does. */
+	if (reporting_cells_check(c->rp) != 0) {
+		pond_log_debug("cells_check_not_submitted", "why=closing");
+	}
 	if (pond_db_submit(db, call_work, call_done, c) != 0) {
 		c->rv = reporting_fail(&c->err, 503, "unavailable",
 		                       "shutting down");
@@ -554,6 +560,9 @@ reporting_start(pond_service *svc)
 			return (rv);
 		}
 		rp->consumers_running++;
+	}
+	if ((rv = reporting_cells_check(rp)) != 0) {
+		return (rv);
 	}
 	pond_log_info("listening", "nng=%s", pond_rep_url(rp->rep));
 	return (POND_OK);

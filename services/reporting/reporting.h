@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +82,13 @@ typedef struct reporting {
 	pond_db *reads; /* POND_REPORTING_DSN's pool; NULL: svc->db */
 	int requests;   /* in flight, HTTP and NNG */
 	bool stopping;
+	/* cells_ready: the day cells (0008_reporting_cells.sql) are kept in
+	 * POND_TZ; set on the loop once the start-up check (and rebuild, if
+	 * the zone differed) succeeded, read by the requests' pool threads. */
+	atomic_bool cells_ready;
+	bool cells_checking;     /* a check is queued or running (loop) */
+	uint64_t cells_retry_at; /* uv_now() after which a failed check is
+	                          * tried again, on the next request */
 	reporting_counters counters;
 } reporting;
 
@@ -167,13 +175,18 @@ void reporting_sql_time(pond_time t, char *buf, size_t len);
 /* reporting_int returns column c of row r as an integer (0 for NULL). */
 int64_t reporting_int(const PGresult *res, int r, int c);
 
-/* REPORTING_COHORT_CTE is the period's cohort, the customers acquired in
- * it: $1 from, $2 to, $3 as_of, $4 channel (NULL: any). */
-#define REPORTING_COHORT_CTE                                                  \
+/* REPORTING_COHORT_CTE_IF(COND) is the period's cohort, the customers
+ * acquired in it: $1 from, $2 to, $3 as_of, $4 channel (NULL: any); none
+ * unless COND (a one-time filter: the fact branch of a query that has a
+ * rollup branch too). */
+#define REPORTING_COHORT_CTE_IF(COND)                                         \
 	"c AS (SELECT partition, customer_key, acquired_at, "                 \
 	"COALESCE(channel, '') AS channel FROM rpt_customers "                \
 	"WHERE acquired_at >= $1 AND acquired_at < $2 AND acquired_at < $3 "  \
-	"AND ($4::text IS NULL OR channel = $4))"
+	"AND ($4::text IS NULL OR channel = $4) AND " COND ")"
+
+/* REPORTING_COHORT_CTE is the period's cohort (always). */
+#define REPORTING_COHORT_CTE REPORTING_COHORT_CTE_IF("true")
 
 /* REPORTING_FRESH_CTE(DIM) is h(fresh): whether the rollups of
  * 0007_reporting_rollups.sql are the exact answer at as_of $1 (every fact
@@ -184,13 +197,48 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
+/* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of
+ * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
+ * channel $4 in zone TZ (a parameter, NULL when the service has not
+ * checked the cells' zone) -- the horizon is before as_of, the cells are
+ * kept in that zone and both ends of the period are local midnights there
+ * -- and the period's local days d1 <= day < d2. Used as a one-time
+ * filter, "(SELECT fresh FROM h)", it runs either the cells' or the
+ * facts' branch of a query. */
+#define REPORTING_CELLS_CTE(TZ)                                               \
+	"h AS (SELECT COALESCE(max(latest) < $3, true) AND COALESCE("         \
+	"(SELECT tz FROM rpt_cells_zone) = " TZ "::text AND ($4::text IS "    \
+	"NULL OR $4 <> '') AND (($1::timestamptz AT TIME ZONE " TZ            \
+	")::date::timestamp AT TIME ZONE " TZ ") = $1 AND (($2::timestamptz " \
+	"AT TIME ZONE " TZ ")::date::timestamp AT TIME ZONE " TZ ") = $2, "   \
+	"false) AS fresh, ($1::timestamptz AT TIME ZONE " TZ ")::date AS "    \
+	"d1, ($2::timestamptz AT TIME ZONE " TZ ")::date AS d2 "              \
+	"FROM rpt_rollup_horizon)"
+
+/* REPORTING_CELLS_COHORT_CTE(TZ) is h, and the period's cohort c when
+ * the cells do not answer. */
+#define REPORTING_CELLS_COHORT_CTE(TZ)                                        \
+	REPORTING_CELLS_CTE(TZ)                                               \
+	", " REPORTING_COHORT_CTE_IF("NOT (SELECT fresh FROM h)")
+
+/* REPORTING_CELLS_OF(CELL) is the condition on rpt_cells of the period's
+ * cells of kind CELL, when the cells answer. */
+#define REPORTING_CELLS_OF(CELL)                                              \
+	"(SELECT fresh FROM h) AND cell = '" CELL "' AND day >= (SELECT d1 "  \
+	"FROM h) AND day < (SELECT d2 FROM h)"
+
+/* reporting_cells_zone returns the day cells' zone parameter: POND_TZ
+ * once the start-up check has made the cells the zone's, else NULL. */
+const char *reporting_cells_zone(reporting *rp);
+
 /* NET_AMOUNT is an rpt_orders row o's effect on net revenue. */
 #define NET_AMOUNT "CASE WHEN o.paid THEN o.amount_fen ELSE -o.amount_fen END"
 
-/* reporting_period is the text parameters of REPORTING_COHORT_CTE. */
+/* reporting_period is the text parameters of REPORTING_COHORT_CTE, and
+ * v[4] for a report that uses it (money.c: the day cells' zone). */
 typedef struct reporting_period {
 	char from[40], to[40], as_of[40];
-	const char *v[4];
+	const char *v[5];
 } reporting_period;
 
 /* reporting_period_init fills p from a. */
@@ -226,6 +274,12 @@ int reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
                        json_t **out, reporting_error *err) POND_MUSTCHECK;
 int reporting_campaigns(PGconn *conn, reporting *rp, const reporting_args *a,
                         json_t **out, reporting_error *err) POND_MUSTCHECK;
+
+/* reporting_cells_check submits the check of the day cells' zone (at
+ * start, and again on a request a minute after a check failed):
+ * rpt_cells_rebuild(POND_TZ) when it differs, then cells_ready. A no-op
+ * while the cells are ready or a check is under way. */
+int reporting_cells_check(reporting *rp) POND_MUSTCHECK;
 
 /* reporting_find returns the function of report name, or NULL. */
 reporting_report_fn reporting_find(const char *name);

@@ -34,6 +34,10 @@ typedef struct rw_world {
  * (NULL-terminated "K=V", or NULL) goes to pond-reporting. */
 void rw_start(rw_world *w, const char *name, const char *const *extra_env);
 
+/* rw_restart_reporting stops pond-reporting (asserting a clean exit) and
+ * starts it again on the same store, without extra_env. */
+void rw_restart_reporting(rw_world *w, const char *name);
+
 /* rw_stop stops both services and asserts clean exits. */
 void rw_stop(rw_world *w);
 

@@ -14,31 +14,15 @@
 #include "stream.h"
 #include "test_reporting.h"
 
-void
-rw_start(rw_world *w, const char *name, const char *const *extra_env)
+/* start_reporting spawns pond-reporting for w, on ports of its own. */
+static void
+start_reporting(rw_world *w, const char *name, const char *const *extra_env)
 {
 	char log[64], e_dsn[600], e_port[32], e_sub[96], e_nng[96];
 	char e_clock[4200];
 	const char *env[32];
 	size_t n = 0;
 
-	memset(w, 0, sizeof(*w));
-	snprintf(log, sizeof(log), "%s-ingest", name);
-	ic_start(&w->ingest, log, NULL);
-	pond_test_sql_exec(
-	        w->ingest.dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
-	        "', 'UTF8'))), ('reader', 'read', "
-	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
-	        /* The scheduler's table (its migration 0003), until that
-	         * branch is merged: the same shape. */
-	        "CREATE TABLE IF NOT EXISTS touch_changes ("
-	        "partition int NOT NULL, seq bigint NOT NULL, "
-	        "customer_key text NOT NULL, touch_id text NOT NULL, "
-	        "campaign_id text NOT NULL, state text NOT NULL, reason text "
-	        "NOT NULL DEFAULT '', changed_at timestamptz NOT NULL, "
-	        "payload bytea NOT NULL, PRIMARY KEY (partition, seq))");
 	w->http_port = pond_test_free_port();
 	snprintf(w->nng_url, sizeof(w->nng_url), "tcp://127.0.0.1:%u",
 	         pond_test_free_port());
@@ -65,6 +49,38 @@ rw_start(rw_world *w, const char *name, const char *const *extra_env)
 	snprintf(log, sizeof(log), "%s-reporting", name);
 	w->proc = pond_test_spawn("pond-reporting", env, log);
 	pond_test_wait_ready(w->proc, w->http_port, "/healthz", 30000);
+}
+
+void
+rw_start(rw_world *w, const char *name, const char *const *extra_env)
+{
+	char log[64];
+
+	memset(w, 0, sizeof(*w));
+	snprintf(log, sizeof(log), "%s-ingest", name);
+	ic_start(&w->ingest, log, NULL);
+	pond_test_sql_exec(
+	        w->ingest.dsn,
+	        "INSERT INTO api_tokens (name, role, token_hash) "
+	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
+	        "', 'UTF8'))), ('reader', 'read', "
+	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
+	        /* The scheduler's table (its migration 0003), until that
+	         * branch is merged: the same shape. */
+	        "CREATE TABLE IF NOT EXISTS touch_changes ("
+	        "partition int NOT NULL, seq bigint NOT NULL, "
+	        "customer_key text NOT NULL, touch_id text NOT NULL, "
+	        "campaign_id text NOT NULL, state text NOT NULL, reason text "
+	        "NOT NULL DEFAULT '', changed_at timestamptz NOT NULL, "
+	        "payload bytea NOT NULL, PRIMARY KEY (partition, seq))");
+	start_reporting(w, name, extra_env);
+}
+
+void
+rw_restart_reporting(rw_world *w, const char *name)
+{
+	cr_assert_eq(pond_test_stop(w->proc), 0, "pond-reporting exit status");
+	start_reporting(w, name, NULL);
 }
 
 void
