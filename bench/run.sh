@@ -468,6 +468,7 @@ e2e_ticks() {
 	echo "busy:$(busy_ticks) postgres:$(pg_ticks)"
 	for np in $e2e_procs; do echo "${np%%:*}:$(cpu_ticks "${np#*:}")"; done
 }
+sql "SELECT pg_stat_statements_reset()" >/dev/null
 e2e_t0=$(date +%s.%N)
 e2e_ticks >"$tmp/e2e_cpu0"
 el=$("$bin/pond-bench-e2e" --url "$nng_url" --rate "$e2e_rate" \
@@ -498,6 +499,18 @@ fi
 for name in tagging scheduler reporting; do
 	eval "rss_$name=$(hwm_mib "$(eval echo "\$${name}_pid")")"
 done
+# The statements that took PostgreSQL's time during the run, per event.
+e2e_statements=$(sql "SELECT '| \`' || CASE WHEN length(q) > 60
+	THEN left(q, 60) || '…' ELSE q END || '\` | '
+	|| round((calls / $e2e_secs)::numeric) || ' | '
+	|| round((1000 * total_exec_time / $e2e_n)::numeric, 1) || ' | '
+	|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
+	|| ' % |'
+	FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
+		FROM pg_stat_statements) s
+	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
+	AND query !~ '(pg_stat|pg_database)'
+	ORDER BY total_exec_time DESC LIMIT 10")
 say "end to end: cores busy: $e2e_cpu"
 say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
@@ -595,6 +608,14 @@ store workers running at once; a COMMIT's WAL flush is not counted there):
 | statement | ms per batch | share |
 |---|---|---|
 $statements
+
+Where PostgreSQL's time goes during the end-to-end run (item 3;
+\`pg_stat_statements\` over the run, every service's statements, execution
+time per event of the run; a COMMIT's WAL flush is not counted there):
+
+| statement | calls/s | µs per event | share |
+|---|---|---|---|
+$e2e_statements
 
 Report latency (item 5): the table between the bench:reports markers below.
 <!-- bench:end -->
