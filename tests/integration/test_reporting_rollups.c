@@ -247,6 +247,7 @@ Test(reporting_rollups, equal_the_facts_after_random_arrival, .timeout = 300)
 	cr_assert_str_eq(incremental, rebuilt, "seed %u", seed);
 	cr_assert_neq(strlen(rebuilt), 0);
 	free(incremental);
+	free(rebuilt);
 
 	/* The fact path gives the same answers. */
 	pond_test_sql_exec(
