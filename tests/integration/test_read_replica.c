@@ -39,12 +39,9 @@ Test(read_replica, reports_read_it_consumers_and_goals_write_the_primary,
 	/* What the replica has replicated so far: the API tokens, and one
 	 * customer the primary will not have (r1, with a paid order: stage
 	 * first_purchase). */
+	ic_add_api_tokens(replica, RW_ADMIN_TOKEN, RW_READ_TOKEN);
 	pond_test_sql_exec(
 	        replica,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
-	        "', 'UTF8'))), ('reader', 'read', "
-	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
 	        "INSERT INTO rpt_customers (partition, customer_key, "
 	        "first_event_at, first_paid) VALUES (0, 'r1', "
 	        "'2025-12-01T00:00:00Z', ARRAY['2025-12-01T01:00:00Z']"

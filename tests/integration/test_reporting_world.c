@@ -59,20 +59,7 @@ rw_start(rw_world *w, const char *name, const char *const *extra_env)
 	memset(w, 0, sizeof(*w));
 	snprintf(log, sizeof(log), "%s-ingest", name);
 	ic_start(&w->ingest, log, NULL);
-	pond_test_sql_exec(
-	        w->ingest.dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('admin', 'admin', sha256(convert_to('" RW_ADMIN_TOKEN
-	        "', 'UTF8'))), ('reader', 'read', "
-	        "sha256(convert_to('" RW_READ_TOKEN "', 'UTF8')));"
-	        /* The scheduler's table (its migration 0003), until that
-	         * branch is merged: the same shape. */
-	        "CREATE TABLE IF NOT EXISTS touch_changes ("
-	        "partition int NOT NULL, seq bigint NOT NULL, "
-	        "customer_key text NOT NULL, touch_id text NOT NULL, "
-	        "campaign_id text NOT NULL, state text NOT NULL, reason text "
-	        "NOT NULL DEFAULT '', changed_at timestamptz NOT NULL, "
-	        "payload bytea NOT NULL, PRIMARY KEY (partition, seq))");
+	ic_add_api_tokens(w->ingest.dsn, RW_ADMIN_TOKEN, RW_READ_TOKEN);
 	start_reporting(w, name, extra_env);
 }
 

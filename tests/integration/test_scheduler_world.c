@@ -21,12 +21,7 @@ sw_start(sw_world *w, const char *name, const char *const *sched_env)
 	w->sched_env = sched_env;
 	snprintf(log, sizeof(log), "%s-ingest", name);
 	ic_start(&w->ingest, log, NULL);
-	pond_test_sql_exec(
-	        w->ingest.dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) VALUES "
-	        "('admin', 'admin', sha256(convert_to('" SW_ADMIN_TOKEN
-	        "', 'UTF8'))), ('reader', 'read', "
-	        "sha256(convert_to('" SW_READ_TOKEN "', 'UTF8')))");
+	ic_add_api_tokens(w->ingest.dsn, SW_ADMIN_TOKEN, SW_READ_TOKEN);
 	w->gw_port = pond_test_free_port();
 	snprintf(w->gw_url, sizeof(w->gw_url), "tcp://127.0.0.1:%u",
 	         pond_test_free_port());

@@ -87,12 +87,7 @@ tg_start_ingest(tg_world *w, const char *name)
 	memset(w, 0, sizeof(*w));
 	snprintf(log, sizeof(log), "%s-ingest", name);
 	ic_start(&w->ingest, log, NULL);
-	pond_test_sql_exec(
-	        w->ingest.dsn,
-	        "INSERT INTO api_tokens (name, role, token_hash) "
-	        "VALUES ('admin', 'admin', sha256(convert_to('" ADMIN_TOKEN
-	        "', 'UTF8'))), ('reader', 'read', "
-	        "sha256(convert_to('" READ_TOKEN "', 'UTF8')))");
+	ic_add_api_tokens(w->ingest.dsn, ADMIN_TOKEN, READ_TOKEN);
 }
 
 static void
