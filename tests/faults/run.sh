@@ -179,17 +179,24 @@ service_env() {
 	esac
 }
 
+# started_in LOG: how many times a service has logged its start in LOG (0
+# when there is no LOG yet).
+started_in() {
+	n=$(grep -c "event=started" "$1" 2>/dev/null || true)
+	echo "${n:-0}"
+}
+
 # start NAME: starts bin/pond-NAME (log appended in the artifacts) and waits
 # for its "started" line.
 start() {
 	log=$artifacts/$1.log
-	before=$(grep -c "event=started" "$log" 2>/dev/null || true)
+	before=$(started_in "$log")
 	# shellcheck disable=SC2046 # one VAR=VALUE a word
 	env POND_HTTP_ADDR=127.0.0.1 POND_HTTP_PORT=0 $(service_env "$1") \
 		"$bin/pond-$1" >>"$log" 2>&1 &
 	echo $! >"$tmp/$1.pid"
 	i=0
-	until [ "$(grep -c "event=started" "$log" 2>/dev/null || true)" -gt "${before:-0}" ]; do
+	until [ "$(started_in "$log")" -gt "$before" ]; do
 		kill -0 "$(cat "$tmp/$1.pid")" 2>/dev/null || die "pond-$1 exited; see $log"
 		i=$((i + 1))
 		[ "$i" -lt 300 ] || die "pond-$1 did not start; see $log"
