@@ -14,7 +14,11 @@
 #      ceiling), ingest over NNG, PgQ's insert_event; the figure is the
 #      median of the rounds, the ratio the median of each round's ratio;
 #   4. ingest over HTTP;
-#   5. ingest's peak RSS and CPU per million events from /proc;
+#   5. ingest's peak RSS and CPU per million events from /proc; then
+#      tagging, the scheduler and reporting, each started catchup_n events
+#      behind (events/s, CPU per million, RSS), and the end-to-end run at
+#      5,000 events/s (ack -> tag change, ack -> touch, where the CPU and
+#      PostgreSQL's time went);
 #   6. report latency: a generated history loaded into the reporting fact
 #      tables of a database of its own, every report asked over NNG.
 #
@@ -281,7 +285,7 @@ start_consumer() {
 }
 
 # wait_caught_up FILE [LAG_SQL]: samples "time lag" into FILE every 0.1 s
-# until the lag is 0 (at most 15 minutes).
+# until the lag is 0 (at most catchup_limit_s seconds).
 wait_caught_up() {
 	: >"$1"
 	deadline=$(($(date +%s) + catchup_limit_s))
