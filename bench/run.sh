@@ -144,6 +144,22 @@ pg_ticks() {
 	done | awk '{ t += $14 + $15 } END { print t + 0 }'
 }
 
+# statements_table COLUMNS WHERE LIMIT prints the markdown rows "| `query` |
+# COLUMNS | share |" of the pond database's statements in
+# pg_stat_statements that satisfy WHERE, most time first: COLUMNS is SQL
+# text (cells joined with ' | '), share a statement's part of the time of
+# the rows kept.
+statements_table() {
+	sql "SELECT '| \`' || CASE WHEN length(q) > 60
+		THEN left(q, 60) || '…' ELSE q END || '\` | ' || $1 || ' | '
+		|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
+		|| ' % |'
+		FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
+			FROM pg_stat_statements) s
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
+		AND $2 ORDER BY total_exec_time DESC LIMIT $3"
+}
+
 # hwm_mib PID prints the process's peak resident set (VmHWM) in MiB.
 hwm_mib() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
@@ -361,16 +377,10 @@ rss_nng=$(hwm_mib "$ingest_pid")
 # Ingest's statements are the ones that are neither COPY's nor PgQ's (nor
 # this script's); per batch, in the order of the time they took in all.
 batches=$((rounds * ingest_n / 500))
-statements=$(sql "SELECT '| \`' || CASE WHEN length(q) > 60
-	THEN left(q, 60) || '…' ELSE q END || '\` | ' || round((total_exec_time / $batches)::numeric, 1) || ' | '
-	|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
-	|| ' % |'
-	FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
-		FROM pg_stat_statements) s
-	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
-	AND query !~ '(bench_copy|pgq|pg_stat|pg_database|stream_heads h LEFT)'
-	AND calls >= $batches / 2
-	ORDER BY total_exec_time DESC LIMIT 8")
+statements=$(statements_table \
+	"round((total_exec_time / $batches)::numeric, 1)" \
+	"query !~ '(bench_copy|pgq|pg_stat|pg_database|stream_heads h LEFT)'
+	AND calls >= $batches / 2" 8)
 ingest_cpu=$(calc "$ingest_ticks / $hz / ($rounds * $ingest_n) * 1e6")
 copy_rate=$(median "$tmp/copy")
 ingest_rate=$(median "$tmp/ingest")
@@ -504,17 +514,10 @@ for name in tagging scheduler reporting; do
 	eval "rss_$name=$(hwm_mib "$(eval echo "\$${name}_pid")")"
 done
 # The statements that took PostgreSQL's time during the run, per event.
-e2e_statements=$(sql "SELECT '| \`' || CASE WHEN length(q) > 60
-	THEN left(q, 60) || '…' ELSE q END || '\` | '
-	|| round((calls / $e2e_secs)::numeric) || ' | '
-	|| round((1000 * total_exec_time / $e2e_n)::numeric, 1) || ' | '
-	|| round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric)
-	|| ' % |'
-	FROM (SELECT regexp_replace(query, '\s+', ' ', 'g') q, *
-		FROM pg_stat_statements) s
-	WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'pond')
-	AND query !~ '(pg_stat|pg_database)'
-	ORDER BY total_exec_time DESC LIMIT 10")
+e2e_statements=$(statements_table \
+	"round((calls / $e2e_secs)::numeric) || ' | '
+	|| round((1000 * total_exec_time / $e2e_n)::numeric, 1)" \
+	"query !~ '(pg_stat|pg_database)'" 10)
 say "end to end: cores busy: $e2e_cpu"
 say "end to end: tag change p50 $(field tag_change_p50_ms "$el") ms, p99 $(field tag_change_p99_ms "$el") ms; touch p50 $(field touch_p50_ms "$el") ms, p99 $(field touch_p99_ms "$el") ms"
 
