@@ -104,10 +104,7 @@ teardown() {
 	[ -z "$consumer_pid" ] || stop_proc "$consumer_pid"
 	for pid in $service_pids; do stop_proc "$pid"; done
 	[ -z "$ingest_pid" ] || stop_proc "$ingest_pid"
-	if [ -f "$pgdir/log" ]; then
-		cat "$pgdir/log" >"$artifacts/postgres.log" 2>/dev/null || true
-	fi
-	sh "$root/tests/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true
+	stop_cluster "$pgdir" "$artifacts"
 	rm -rf "$tmp"
 }
 trap teardown EXIT

@@ -90,10 +90,7 @@ teardown() {
 	done
 	[ -z "$relay_pid" ] || kill -TERM "-$relay_pid" 2>/dev/null || true
 	[ -z "$clock_pid" ] || kill "$clock_pid" 2>/dev/null || true
-	if [ -f "$pgdir/log" ]; then
-		cat "$pgdir/log" >"$artifacts/postgres.log" 2>/dev/null || true
-	fi
-	sh "$root/tests/pg.sh" stop "$pgdir" >/dev/null 2>&1 || true
+	stop_cluster "$pgdir" "$artifacts"
 	rm -rf "$tmp"
 }
 trap teardown EXIT
