@@ -51,6 +51,10 @@ static const pond_config_var reporting_vars[] = {
                       "72", 1, 8760,
                       "hours after a delivered touch (or a hold-out "
                       "selection) in which an order is a conversion"),
+        POND_CONF_INT("POND_CELLS_FOLD_MS", reporting_config, fold_ms, "60000",
+                      0, 86400000,
+                      "milliseconds between folds of the day cells into "
+                      "one row per cell (0: never)"),
         POND_CONF_INT("POND_REPORTING_BATCH", reporting_config, batch, "500",
                       1, 10000, "stream records per consumer transaction"),
 };

@@ -471,7 +471,11 @@ register_metrics(reporting *rp, pond_metrics *m)
 	    (rv = pond_metrics_counter(m, "pond_reporting_answers_total",
 	                               "Reports answered, HTTP and NNG.",
 	                               "result=\"error\"",
-	                               &c->bad_requests)) != 0) {
+	                               &c->bad_requests)) != 0 ||
+	    (rv = pond_metrics_counter(m, "pond_reporting_cells_folded_total",
+	                               "Day cells of a partition folded into "
+	                               "one row per cell.",
+	                               NULL, &c->folded)) != 0) {
 		return (rv);
 	}
 	return (POND_OK);
@@ -561,7 +565,8 @@ reporting_start(pond_service *svc)
 		}
 		rp->consumers_running++;
 	}
-	if ((rv = reporting_cells_check(rp)) != 0) {
+	if ((rv = reporting_cells_check(rp)) != 0 ||
+	    (rv = reporting_fold_start(rp)) != 0) {
 		return (rv);
 	}
 	pond_log_info("listening", "nng=%s", pond_rep_url(rp->rep));
@@ -626,6 +631,7 @@ reporting_stop(pond_service *svc)
 	reporting *rp = svc->ctx;
 
 	rp->stopping = true;
+	reporting_fold_stop(rp);
 	for (int i = 0; i < 3; i++) {
 		if (rp->consumers[i] != NULL) {
 			pond_consumer_stop(rp->consumers[i], consumer_stopped,

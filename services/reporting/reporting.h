@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "bus.h"
 #include "clock.h"
@@ -60,6 +61,7 @@ typedef struct reporting_config {
 	char *reads_dsn; /* POND_REPORTING_DSN: "" reads where it writes */
 	int64_t attribution_h;
 	int64_t batch;
+	int64_t fold_ms; /* POND_CELLS_FOLD_MS: 0 never folds */
 } reporting_config;
 
 typedef struct reporting_counters {
@@ -67,6 +69,7 @@ typedef struct reporting_counters {
 	pond_counter bad_records; /* records that did not decode */
 	pond_counter requests;    /* reports answered (HTTP and NNG) */
 	pond_counter bad_requests;
+	pond_counter folded; /* day cells folded into partition -1 */
 } reporting_counters;
 
 typedef struct reporting {
@@ -89,6 +92,10 @@ typedef struct reporting {
 	bool cells_checking;     /* a check is queued or running (loop) */
 	uint64_t cells_retry_at; /* uv_now() after which a failed check is
 	                          * tried again, on the next request */
+	uv_timer_t fold_timer;   /* fold.c: POND_CELLS_FOLD_MS */
+	bool fold_timer_on;
+	bool folding;       /* a fold is queued or running (loop) */
+	uint64_t fold_rows; /* the last fold's rows (its job, then loop) */
 	reporting_counters counters;
 } reporting;
 
@@ -320,6 +327,12 @@ int reporting_apply_touches(PGconn *conn, const pond_record *recs, size_t n,
 int reporting_start(pond_service *svc);
 void reporting_stop(pond_service *svc);
 bool reporting_healthy(pond_service *svc, char *why, size_t len);
+
+/* reporting_fold_start starts folding the day cells every
+ * POND_CELLS_FOLD_MS (fold.c); reporting_fold_stop stops the timer (a fold
+ * in flight counts as a request, so the stop waits for it). */
+int reporting_fold_start(reporting *rp) POND_MUSTCHECK;
+void reporting_fold_stop(reporting *rp);
 
 /* reporting_maybe_stopped tells the framework once all has drained. */
 void reporting_maybe_stopped(reporting *rp);
