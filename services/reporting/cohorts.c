@@ -17,15 +17,34 @@
 #include "reporting.h"
 
 /* STAGE_EXPR is the lifecycle stage at as_of ($1) of rpt_customers row
- * p, from its milestones: member_joined before as_of, else how many of
- * its three earliest paid orders came before as_of. */
-#define STAGE_EXPR                                                            \
-	"CASE WHEN p.member_at < $1 THEN 'member' WHEN p.first_paid[3] < $1 " \
-	"THEN 'loyal' WHEN p.first_paid[2] < $1 THEN 'repurchase' WHEN "      \
-	"p.first_paid[1] < $1 THEN 'first_purchase' ELSE 'potential' END"
+ * p, from its milestones (rpt_stage_before of 0014_reporting_history.sql:
+ * member_joined before as_of, else how many of its three earliest paid
+ * orders came before as_of; NULL before its first event). */
+#define STAGE_EXPR "rpt_stage_before(p, $1)"
 
 /* --- lifecycle
  * ------------------------------------------------------------------ */
+
+/* From the rollup when it is fresh at as_of ($1); else from the history
+ * cells (REPORTING_HISTORY_CTE, zone $2) when they answer; else from the
+ * customers' milestones. */
+/* clang-format off */
+static const char lifecycle_sql[] =
+	"WITH " REPORTING_FRESH_CTE("'stage'") ", "
+	REPORTING_HISTORY_CTE("$2") ", "
+	"hist AS (SELECT key AS stage, n FROM rpt_cells, b WHERE cell ="
+	" 'stage_at' AND day < b.d UNION ALL SELECT rpt_stage_before(p, $1), 1"
+	" FROM x JOIN rpt_customers p USING (partition, customer_key) UNION"
+	" ALL SELECT rpt_stage_before(p, b.m), -1 FROM b, x JOIN rpt_customers"
+	" p USING (partition, customer_key)) "
+	"SELECT value, sum(n) FROM rpt_rollup_counts WHERE dim = 'stage' AND"
+	" (SELECT fresh FROM h) GROUP BY value "
+	"UNION ALL SELECT stage, sum(n) FROM hist WHERE stage IS NOT NULL"
+	" GROUP BY stage "
+	"UNION ALL SELECT stage, count(*) FROM (SELECT " STAGE_EXPR " AS stage"
+	" FROM rpt_customers p WHERE first_event_at < $1 AND NOT (SELECT fresh"
+	" FROM h) AND NOT EXISTS (SELECT 1 FROM b)) s GROUP BY stage";
+/* clang-format on */
 
 int
 reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
@@ -34,29 +53,14 @@ reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
 	static const char *const stages[] = {"potential", "first_purchase",
 	                                     "repurchase", "loyal", "member"};
 	char as_of[40];
-	const char *params[] = {as_of};
+	const char *params[] = {as_of, reporting_cells_zone(rp)};
 	int64_t counts[5] = {0}, all = 0;
 	PGresult *res;
 	int rv;
 
-	(void)rp;
 	(void)err;
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
-	if ((rv = pond_pq_query(
-	             conn, &res,
-	             "WITH " REPORTING_FRESH_CTE(
-	                     "'stage'") " "
-	                                "SELECT value, sum(n) FROM "
-	                                "rpt_rollup_counts WHERE dim "
-	                                "= 'stage' AND (SELECT fresh FROM h) "
-	                                "GROUP BY value "
-	                                "UNION ALL SELECT stage, count(*) "
-	                                "FROM (SELECT " STAGE_EXPR
-	                                " AS stage FROM rpt_customers p WHERE "
-	                                "first_event_at < $1 "
-	                                "AND NOT (SELECT fresh FROM h)) s "
-	                                "GROUP BY stage",
-	             1, params)) != 0) {
+	if ((rv = pond_pq_query(conn, &res, lifecycle_sql, 2, params)) != 0) {
 		return (rv);
 	}
 	for (int r = 0; r < PQntuples(res); r++) {

@@ -204,6 +204,31 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
+/* REPORTING_HISTORY_CTE(TZ), after REPORTING_FRESH_CTE, is b(m, d): one
+ * row when the history cells of 0014_reporting_history.sql answer at
+ * as_of $1 -- the rollups do not (h), and the cells are kept in zone TZ (a
+ * parameter, NULL when the service has not checked the cells' zone) --
+ * with m, the local midnight that starts as_of's day d; and x, the
+ * customers with a change in [m, as_of) (by index), whose values at as_of
+ * less their values at m complete the cells of the days before d. */
+#define REPORTING_HISTORY_CTE(TZ)                                                                                                                               \
+	"b AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp"                                                                                   \
+	" AT TIME ZONE " TZ " AS m, ($1::timestamptz AT TIME ZONE " TZ                                                                                          \
+	")::date AS d WHERE NOT (SELECT fresh FROM h) AND (SELECT tz FROM "                                                                                     \
+	"rpt_cells_zone) = " TZ "::text), "                                                                                                                     \
+	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL "                                                                                    \
+	"(" HISTORY_CHANGED("first_event_at") " UNION ALL " HISTORY_CHANGED("first_paid[1]") " UNION ALL " HISTORY_CHANGED(                                     \
+	        "first_paid[2]") " UNION ALL " HISTORY_CHANGED("first_paid["                                                                                    \
+	                                                       "3]") " UNION"                                                                                   \
+	                                                             " ALL"                                                                                     \
+	                                                             " " HISTORY_CHANGED("member_at") " UNION ALL " HISTORY_CHANGED(                            \
+	                                                                     "acquired_at") " UNION ALL SELECT partition, "                                     \
+	                                                                                    "customer_key FROM rpt_profile_facts WHERE occurred_at >= b.m AND " \
+	                                                                                    "occurred_at < $1) y)"
+#define HISTORY_CHANGED(COL)                                                  \
+	"SELECT partition, customer_key FROM rpt_customers WHERE " COL        \
+	" >= b.m AND " COL " < $1"
+
 /* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of
  * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
  * channel $4 in zone TZ (a parameter, NULL when the service has not

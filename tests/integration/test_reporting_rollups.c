@@ -474,3 +474,99 @@ Test(reporting_cells, equal_the_facts_after_random_arrival, .timeout = 300)
 	free(h.ev);
 	rw_stop(&w);
 }
+
+/*
+ * The history cells of 0014_reporting_history.sql (lifecycle and the
+ * portrait at an as_of in the past): the random history of the rollups
+ * test, sent in a random order while pond-reporting folds. Then:
+ *   1. the cells equal rpt_cells_rebuild()'s, recomputed from the facts;
+ *   2. at as_of before every fact, at local midnights, at 15-minute
+ *      marks (where facts fall: a fact at as_of does not count) and
+ *      between them, the answers from the cells equal the answers from
+ *      the facts (the cells kept in another zone than POND_TZ: the
+ *      requests take the facts);
+ *   3. a cell changed by hand changes the answer: the cells did answer.
+ */
+
+static const char *const history_as_of[] = {
+        "2025-10-30",           "2025-11-01T00:00:00Z",
+        "2025-11-02",           "2025-11-02T03:15:00Z",
+        "2025-11-02T03:20:00Z", "2025-11-02T23:45:00Z",
+        "2025-11-03",           "2025-11-03T15:59:59.999999Z",
+        "2025-11-04",
+};
+static const char *const history_reports[] = {
+        "lifecycle?",
+};
+#define NHISTORY_AS_OF   (sizeof(history_as_of) / sizeof(*history_as_of))
+#define NHISTORY_REPORTS (sizeof(history_reports) / sizeof(*history_reports))
+#define NHISTORY         (NHISTORY_AS_OF * NHISTORY_REPORTS)
+
+static char *
+history_get(rw_world *w, size_t i)
+{
+	json_t *j = rw_get(w, "/v1/reports/%sas_of=%s",
+	                   history_reports[i % NHISTORY_REPORTS],
+	                   history_as_of[i / NHISTORY_REPORTS]);
+	char *s = dump(j);
+
+	json_decref(j);
+	return (s);
+}
+
+Test(reporting_history, equal_the_facts_after_random_arrival, .timeout = 300)
+{
+	static hist h;
+	static char *fast[NHISTORY];
+	rw_world w;
+	unsigned seed = start_shuffled(&w, &h, make_history, "rpt-history",
+	                               fold_often);
+
+	rw_settle(&w);
+	for (size_t i = 0; i < NHISTORY; i++) {
+		fast[i] = history_get(&w, i);
+	}
+
+	char *incremental = pond_test_sql_text(w.ingest.dsn, CELLS_SQL);
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "SELECT rpt_cells_rebuild('Asia/Shanghai')");
+	char *rebuilt = pond_test_sql_text(w.ingest.dsn, CELLS_SQL);
+	cr_assert_str_eq(incremental, rebuilt, "seed %u", seed);
+	cr_assert_neq(strstr(rebuilt, "stage_at"), NULL);
+	cr_assert_neq(strstr(rebuilt, "region_at"), NULL);
+	free(incremental);
+	free(rebuilt);
+
+	/* Cells in another zone than POND_TZ: the facts answer. */
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "UPDATE rpt_cells_zone SET tz = 'UTC'");
+	for (size_t i = 0; i < NHISTORY; i++) {
+		char *slow = history_get(&w, i);
+		cr_assert_str_eq(fast[i], slow, "seed %u: %sas_of=%s", seed,
+		                 history_reports[i % NHISTORY_REPORTS],
+		                 history_as_of[i / NHISTORY_REPORTS]);
+		free(slow);
+	}
+
+	/* A changed cell changes the answer (as_of after the day changed). */
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "UPDATE rpt_cells_zone SET tz = 'Asia/Shanghai'");
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "UPDATE rpt_cells SET n = n + 1 WHERE cell IN "
+	                   "('stage_at', 'region_at', 'channel_at') AND day "
+	                   "= '2025-11-01'");
+	for (size_t i = 0; i < NHISTORY; i++) {
+		if (strcmp(history_as_of[i / NHISTORY_REPORTS],
+		           "2025-11-03") != 0) {
+			free(fast[i]);
+			continue;
+		}
+		char *changed = history_get(&w, i);
+		cr_assert_str_neq(changed, fast[i],
+		                  "seed %u: the cells did not answer %s", seed,
+		                  history_reports[i % NHISTORY_REPORTS]);
+		free(changed);
+		free(fast[i]);
+	}
+	rw_stop(&w);
+}
