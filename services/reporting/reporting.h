@@ -211,23 +211,27 @@ int64_t reporting_int(const PGresult *res, int r, int c);
  * with m, the local midnight that starts as_of's day d; and x, the
  * customers with a change in [m, as_of) (by index), whose values at as_of
  * less their values at m complete the cells of the days before d. */
-#define REPORTING_HISTORY_CTE(TZ)                                                                                                                               \
-	"b AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp"                                                                                   \
-	" AT TIME ZONE " TZ " AS m, ($1::timestamptz AT TIME ZONE " TZ                                                                                          \
-	")::date AS d WHERE NOT (SELECT fresh FROM h) AND (SELECT tz FROM "                                                                                     \
-	"rpt_cells_zone) = " TZ "::text), "                                                                                                                     \
-	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL "                                                                                    \
-	"(" HISTORY_CHANGED("first_event_at") " UNION ALL " HISTORY_CHANGED("first_paid[1]") " UNION ALL " HISTORY_CHANGED(                                     \
-	        "first_paid[2]") " UNION ALL " HISTORY_CHANGED("first_paid["                                                                                    \
-	                                                       "3]") " UNION"                                                                                   \
-	                                                             " ALL"                                                                                     \
-	                                                             " " HISTORY_CHANGED("member_at") " UNION ALL " HISTORY_CHANGED(                            \
-	                                                                     "acquired_at") " UNION ALL SELECT partition, "                                     \
-	                                                                                    "customer_key FROM rpt_profile_facts WHERE occurred_at >= b.m AND " \
-	                                                                                    "occurred_at < $1) y)"
-#define HISTORY_CHANGED(COL)                                                  \
-	"SELECT partition, customer_key FROM rpt_customers WHERE " COL        \
+/* clang-format off */
+#define REPORTING_HISTORY_CTE(TZ) REPORTING_HISTORY_CTE_IF(TZ, "true")
+/* REPORTING_HISTORY_CTE_IF(TZ, COND) is the same, when COND holds too. */
+#define REPORTING_HISTORY_CTE_IF(TZ, COND)				\
+	"b AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp" \
+	" AT TIME ZONE " TZ " AS m, ($1::timestamptz AT TIME ZONE " TZ	\
+	")::date AS d WHERE NOT (SELECT fresh FROM h) AND (SELECT tz FROM"	\
+	" rpt_cells_zone) = " TZ "::text AND " COND "), "		\
+	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL (" \
+	HISTORY_CHANGED("first_event_at") " UNION ALL "			\
+	HISTORY_CHANGED("first_paid[1]") " UNION ALL "			\
+	HISTORY_CHANGED("first_paid[2]") " UNION ALL "			\
+	HISTORY_CHANGED("first_paid[3]") " UNION ALL "			\
+	HISTORY_CHANGED("member_at") " UNION ALL "			\
+	HISTORY_CHANGED("acquired_at") " UNION ALL SELECT partition,"	\
+	" customer_key FROM rpt_profile_facts WHERE occurred_at >= b.m AND"	\
+	" occurred_at < $1) y)"
+#define HISTORY_CHANGED(COL)						\
+	"SELECT partition, customer_key FROM rpt_customers WHERE " COL	\
 	" >= b.m AND " COL " < $1"
+/* clang-format on */
 
 /* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of
  * 0008_reporting_cells.sql answer the period $1 .. $2 at as_of $3 for
