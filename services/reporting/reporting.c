@@ -86,8 +86,16 @@ reporting_run(PGconn *conn, reporting *rp, const char *name,
 		a.campaign_id = slash + 1;
 	}
 	/* JIT compiling a report's plan costs 0.2-13 s on a large history
-	 * (BENCHMARKS.md), more than the queries it would speed up. */
-	if ((rv = pond_pq_query(conn, NULL, "SET jit = off", 0, NULL)) != 0) {
+	 * (BENCHMARKS.md), more than the queries it would speed up; starting
+	 * parallel workers costs more than the index scans of the cells take
+	 * (guides: 160 of 230 ms on a busy machine, for a branch that did not
+	 * run), and their cores are the consumers'. */
+	if ((rv = pond_pq_query(
+	             conn, NULL,
+	             "SELECT set_config('jit', 'off', false), "
+	             "set_config('max_parallel_workers_per_gather', "
+	             "'0', false)",
+	             0, NULL)) != 0) {
 		return (rv);
 	}
 	return (fn(conn, rp, &a, out, err));
