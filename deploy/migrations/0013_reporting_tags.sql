@@ -168,6 +168,10 @@ CREATE FUNCTION rpt_rollup_tags_customers_trg() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
+        -- An upsert of customers that all exist fires this with none.
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         PERFORM rpt_partition_lock(ARRAY(SELECT DISTINCT partition
             FROM new_rows));
         PERFORM rpt_rollup_tags_add(ARRAY(SELECT (x.tag, x.dim, x.value,
