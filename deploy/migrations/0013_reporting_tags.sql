@@ -5,7 +5,9 @@
 -- Two tables, kept by statement triggers like the rollups of 0007:
 --   rpt_rollup_tag_state: per customer and tag, its latest change by
 --     (changed_at, seq) -- the one that decides whether the tag is on,
---     whatever the order in which the changes arrive;
+--     whatever the order in which the changes arrive. A tag that went off
+--     keeps its row: an earlier add that arrives after the removal must
+--     lose to it;
 --   rpt_rollup_tags (tag, dim, value, partition, n): over the population
 --     (the customers with an rpt_customers row) with their tags on now,
 --       (T, 'tagged', '')  customers with tag T on;
@@ -21,8 +23,10 @@
 --
 -- The invariant: rpt_rollup_tags = f(rpt_customers, rpt_rollup_customers,
 -- rpt_rollup_tag_state) after every statement. Each of the three changes
--- in a statement of its own, and a trigger moves a customer's whole
--- contribution, computed by rpt_rollup_tags_move from (tags on, region,
+-- in a statement of its own (apply.c writes an events batch as the
+-- customers, then the facts, whose profile facts change
+-- rpt_rollup_customers in 0007's trigger), and a trigger moves a
+-- customer's whole contribution, rpt_rollup_tags_of(tags on, region,
 -- industry, channel, stage), from the old value of the table it watches
 -- to the new one, the other two read as they are:
 --   rpt_tag_changes (the tag_changes consumer): the state takes the later
@@ -34,8 +38,8 @@
 --     industry does the same.
 -- The tags come from one consumer and the customers from another, in two
 -- transactions that do not see each other's rows. Each trigger takes
--- rpt_partition_lock (0009) of its partitions in its first statement and
--- only then reads the other stream's tables, so the two spans from
+-- rpt_partition_lock (0009) of its partitions before it reads the other
+-- stream's tables, in a statement of its own, so the two spans from
 -- trigger to commit never overlap and the later one sees the earlier one
 -- committed: a tag that arrives before its customer's first event is
 -- counted by the customer's insert, a customer that arrives first by the

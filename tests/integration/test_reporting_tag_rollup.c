@@ -70,7 +70,8 @@ tr_rand(tr_history *h, unsigned n)
 static void
 tr_time(tr_history *h, bool is_tag, char *at, size_t len)
 {
-	unsigned m = is_tag ? tr_rand(h, 4) * 360 : tr_rand(h, 2 * 24 * 2) * 30;
+	unsigned m =
+	        is_tag ? tr_rand(h, 4) * 360 : tr_rand(h, 2 * 24 * 2) * 30;
 
 	snprintf(at, len, "2025-11-%02uT%02u:%02u:00Z", 1 + m / 1440,
 	         m % 1440 / 60, m % 60);
@@ -81,8 +82,9 @@ tr_push(tr_history *h, int c, bool is_tag)
 {
 	if (h->n == h->cap) {
 		h->cap = h->cap ? 2 * h->cap : 512;
-		cr_assert_not_null(h->items = realloc(
-		                           h->items, h->cap * sizeof(tr_item)));
+		cr_assert_not_null(
+		        h->items =
+		                realloc(h->items, h->cap * sizeof(tr_item)));
 	}
 	tr_item *it = &h->items[h->n++];
 	memset(it, 0, sizeof(*it));
@@ -139,7 +141,8 @@ tr_make(tr_history *h)
 			tr_event(h, c, body);
 		}
 		if (tr_rand(h, 5) == 0) {
-			tr_event(h, c, "\"member_joined\": {\"tier\": \"gold\"}");
+			tr_event(h, c,
+			         "\"member_joined\": {\"tier\": \"gold\"}");
 		}
 		for (unsigned k = tr_rand(h, 4); k > 0; k--) {
 			const char *r = tr_regions[tr_rand(h, 3)];
@@ -149,7 +152,9 @@ tr_make(tr_history *h)
 			         "\"profile_updated\": {%s%s%s%s%s%s}",
 			         which != 1 ? "\"region\": \"" : "",
 			         which != 1 ? r : "",
-			         which == 2 ? "\", " : which == 0 ? "\"" : "",
+			         which == 2   ? "\", "
+			         : which == 0 ? "\""
+			                      : "",
 			         which != 0 ? "\"industry\": \"" : "",
 			         which != 0 ? i : "", which != 0 ? "\"" : "");
 			tr_event(h, c, body);
@@ -208,7 +213,8 @@ tr_path(size_t i)
 	char *p;
 
 	if (i == TR_NPATHS - 1) {
-		cr_assert(asprintf(&p, "portrait?group_by=tag&" TR_AS_OF) >= 0);
+		cr_assert(asprintf(&p, "portrait?group_by=tag&" TR_AS_OF) >=
+		          0);
 		return (p);
 	}
 	size_t t = i / TR_NGROUPS;
@@ -237,7 +243,8 @@ tr_answer(rw_world *w, size_t i)
 	"rpt_rollup_tags WHERE n <> 0"
 #define TR_STATE_SQL                                                          \
 	"SELECT COALESCE(string_agg(concat_ws('/', partition, customer_key, " \
-	"tag, changed_at, seq, added), ',' ORDER BY partition, customer_key, " \
+	"tag, changed_at, seq, added), ',' ORDER BY partition, "              \
+	"customer_key, "                                                      \
 	"tag), '') FROM rpt_rollup_tag_state"
 
 Test(reporting_tag_rollup, equal_the_facts_after_random_arrival,
@@ -286,10 +293,11 @@ Test(reporting_tag_rollup, equal_the_facts_after_random_arrival,
 	for (size_t i = 0; i < TR_NPATHS; i++) {
 		char *changed = tr_answer(&w, i);
 		if (i / TR_NGROUPS != TR_NTAGS) {
-			cr_assert_str_neq(changed, fast[i],
-			                  "seed %u: the rollups did not answer "
-			                  "path %zu",
-			                  seed, i);
+			cr_assert_str_neq(
+			        changed, fast[i],
+			        "seed %u: the rollups did not answer "
+			        "path %zu",
+			        seed, i);
 		}
 		free(changed);
 	}
