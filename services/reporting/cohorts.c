@@ -310,13 +310,15 @@ static const struct {
         {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)",
          "channel"},
         {"lifecycle", "(SELECT " STAGE_EXPR " AS value)", "stage"},
-        {"tag", TAGS_ON, NULL},
+        {"tag", TAGS_ON, "tag"},
 };
 
-/* The portrait: from the rollup counts of dim ($3) when they are fresh
- * at as_of ($1) and no tag ($2) narrows the population (the customers
- * without a value are the rest of all of them), else from the facts.
- * Tags have no rollup (BENCHMARKS.md says why and what would make one). */
+/* The portrait: from the rollups when they are fresh at as_of ($1), else
+ * from the facts. Without a tag ($2), the rollup counts of dim ($3) of
+ * 0007_reporting_rollups.sql; with one, or by tag, the counts of
+ * rpt_rollup_tags (0013_reporting_tags.sql) under that tag ('' for none).
+ * The customers without a value are the rest of the population: of those
+ * counted under dim, or for tags of those with any tag on ('tagged'). */
 /* clang-format off */
 #define PORTRAIT_SQL							\
 	"WITH " REPORTING_FRESH_CTE("$3::text") ", "			\
@@ -327,15 +329,23 @@ static const struct {
 	" DESC LIMIT 1)) AND NOT (SELECT fresh FROM h)), "		\
 	"slow AS (SELECT v.value, count(*) AS n FROM pop p LEFT JOIN LATERAL" \
 	" %s v ON true GROUP BY v.value), "				\
+	"tg AS (SELECT dim, value, n FROM rpt_rollup_tags WHERE (SELECT"	\
+	" fresh FROM h) AND ($2::text IS NOT NULL OR $3 = 'tag') AND tag ="	\
+	" COALESCE($2, '') AND dim IN ($3, 'tagged')), "		\
 	"fast AS (SELECT value, sum(n) AS n FROM rpt_rollup_counts WHERE dim" \
-	" = $3 AND (SELECT fresh FROM h) GROUP BY value), "		\
-	"allc AS (SELECT CASE WHEN (SELECT fresh FROM h) THEN (SELECT"	\
+	" = $3 AND $2::text IS NULL AND $3 <> 'tag' AND (SELECT fresh FROM" \
+	" h) GROUP BY value UNION ALL SELECT value, sum(n) FROM tg WHERE dim" \
+	" = $3 GROUP BY value), "					\
+	"tagged AS (SELECT COALESCE(sum(n), 0) AS n FROM tg WHERE dim ="	\
+	" 'tagged'), "							\
+	"allc AS (SELECT CASE WHEN NOT (SELECT fresh FROM h) THEN (SELECT"	\
+	" count(*) FROM pop) WHEN $2::text IS NULL THEN (SELECT"		\
 	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = 'stage')"  \
-	" ELSE (SELECT count(*) FROM pop) END AS n), "			\
+	" ELSE (SELECT n FROM tagged) END AS n), "			\
 	"r AS (SELECT value, n FROM slow UNION ALL SELECT value, n FROM fast" \
-	" UNION ALL SELECT NULL, (SELECT n FROM allc) - (SELECT"	\
-	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = $3) WHERE" \
-	" (SELECT fresh FROM h)) "					\
+	" UNION ALL SELECT NULL, (SELECT n FROM allc) - CASE WHEN $3 = 'tag'" \
+	" THEN (SELECT n FROM tagged) ELSE (SELECT COALESCE(sum(n), 0) FROM" \
+	" fast) END WHERE (SELECT fresh FROM h)) "			\
 	"SELECT value, n AS cnt, (SELECT n FROM allc) AS total FROM r WHERE" \
 	" n > 0 ORDER BY cnt DESC, value COLLATE \"C\" NULLS LAST"
 /* clang-format on */
@@ -354,7 +364,7 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 	for (size_t i = 0; i < 5; i++) {
 		if (strcmp(portrait_values[i].group_by, a->group_by) == 0) {
 			lateral = portrait_values[i].lateral;
-			dim = a->tag == NULL ? portrait_values[i].dim : NULL;
+			dim = portrait_values[i].dim;
 		}
 	}
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
