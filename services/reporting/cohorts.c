@@ -288,18 +288,19 @@ reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- portrait
  * ------------------------------------------------------------------- */
 
-/* The value(s) of customer p for each group_by, at as_of ($1): a lateral
- * subquery with a column "value" (no row, or a NULL, is "no value"). */
+/* The value(s) of customer p for each group_by at the time q.at: a
+ * lateral subquery with a column "value" (no row, or a NULL, is "no
+ * value"). */
 #define LATEST_FACT(col)                                                      \
 	"(SELECT f." col " AS value FROM rpt_profile_facts f WHERE "          \
 	"f.partition = p.partition AND f.customer_key = p.customer_key AND "  \
-	"f.has_" col " AND f.occurred_at < $1 ORDER BY f.occurred_at DESC, "  \
-	"f.event_id DESC, f.publisher DESC LIMIT 1)"
+	"f.has_" col " AND f.occurred_at < q.at ORDER BY f.occurred_at "      \
+	"DESC, f.event_id DESC, f.publisher DESC LIMIT 1)"
 #define TAGS_ON                                                               \
 	"(SELECT tag AS value FROM (SELECT DISTINCT ON (tag) tag, added "     \
 	"FROM "                                                               \
 	"rpt_tag_changes t WHERE t.partition = p.partition AND "              \
-	"t.customer_key = p.customer_key AND t.changed_at < $1 ORDER BY "     \
+	"t.customer_key = p.customer_key AND t.changed_at < q.at ORDER BY "   \
 	"tag, changed_at DESC, seq DESC) x WHERE added)"
 
 static const struct {
@@ -307,45 +308,64 @@ static const struct {
 } portrait_values[] = {
         {"region", LATEST_FACT("region"), "region"},
         {"industry", LATEST_FACT("industry"), "industry"},
-        {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < $1)",
+        {"channel", "(SELECT p.channel AS value WHERE p.acquired_at < q.at)",
          "channel"},
-        {"lifecycle", "(SELECT " STAGE_EXPR " AS value)", "stage"},
+        {"lifecycle", "(SELECT rpt_stage_before(p, q.at) AS value)", "stage"},
         {"tag", TAGS_ON, "tag"},
 };
 
 /* The portrait: from the rollups when they are fresh at as_of ($1), else
- * from the facts. Without a tag ($2), the rollup counts of dim ($3) of
+ * from the history cells of 0014_reporting_history.sql (zone $4) without a
+ * tag and for a group_by they keep (the cells '<dim>_at' of the days before
+ * as_of's, and the customers changed on its day from the facts), else from
+ * the facts. Without a tag ($2), the rollup counts of dim ($3) of
  * 0007_reporting_rollups.sql; with one, or by tag, the counts of
  * rpt_rollup_tags (0013_reporting_tags.sql) under that tag ('' for none).
  * The customers without a value are the rest of the population: of those
- * counted under dim, or for tags of those with any tag on ('tagged'). */
+ * counted under dim, or for tags of those with any tag on ('tagged'). The
+ * lateral (%1$s) reads the value of customer p at q.at. */
 /* clang-format off */
 #define PORTRAIT_SQL							\
 	"WITH " REPORTING_FRESH_CTE("$3::text") ", "			\
+	REPORTING_HISTORY_CTE_IF("$4", "$2::text IS NULL AND $3 <> 'tag'") ", " \
 	"pop AS (SELECT * FROM rpt_customers p WHERE first_event_at < $1 AND" \
 	" ($2::text IS NULL OR (SELECT added FROM rpt_tag_changes t WHERE"  \
 	" t.partition = p.partition AND t.customer_key = p.customer_key AND" \
 	" t.tag = $2 AND t.changed_at < $1 ORDER BY changed_at DESC, seq"   \
-	" DESC LIMIT 1)) AND NOT (SELECT fresh FROM h)), "		\
-	"slow AS (SELECT v.value, count(*) AS n FROM pop p LEFT JOIN LATERAL" \
-	" %s v ON true GROUP BY v.value), "				\
+	" DESC LIMIT 1)) AND NOT (SELECT fresh FROM h) AND NOT EXISTS"	\
+	" (SELECT 1 FROM b)), "						\
+	"slow AS (SELECT v.value, count(*) AS n FROM pop p CROSS JOIN (SELECT" \
+	" $1::timestamptz AS at) q LEFT JOIN LATERAL %1$s v ON true GROUP BY" \
+	" v.value), "							\
+	"xv AS (SELECT v.value, q.n FROM x JOIN rpt_customers p USING"	\
+	" (partition, customer_key) CROSS JOIN (SELECT $1::timestamptz AS at,"	\
+	" 1 AS n UNION ALL SELECT m, -1 FROM b) q LEFT JOIN LATERAL %1$s v ON"	\
+	" true WHERE rpt_stage_before(p, q.at) IS NOT NULL), "		\
+	"hv AS (SELECT key AS value, n FROM rpt_cells, b WHERE cell = $3 ||"	\
+	" '_at' AND day < b.d UNION ALL SELECT value, n FROM xv WHERE value"	\
+	" IS NOT NULL), "						\
+	"hp AS (SELECT COALESCE(sum(n), 0) AS n FROM (SELECT n FROM"	\
+	" rpt_cells, b WHERE cell = 'stage_at' AND day < b.d UNION ALL"	\
+	" SELECT n FROM xv) s), "					\
 	"tg AS (SELECT dim, value, n FROM rpt_rollup_tags WHERE (SELECT"	\
 	" fresh FROM h) AND ($2::text IS NOT NULL OR $3 = 'tag') AND tag ="	\
 	" COALESCE($2, '') AND dim IN ($3, 'tagged')), "		\
 	"fast AS (SELECT value, sum(n) AS n FROM rpt_rollup_counts WHERE dim" \
 	" = $3 AND $2::text IS NULL AND $3 <> 'tag' AND (SELECT fresh FROM" \
 	" h) GROUP BY value UNION ALL SELECT value, sum(n) FROM tg WHERE dim" \
-	" = $3 GROUP BY value), "					\
+	" = $3 GROUP BY value UNION ALL SELECT value, sum(n) FROM hv GROUP"	\
+	" BY value), "							\
 	"tagged AS (SELECT COALESCE(sum(n), 0) AS n FROM tg WHERE dim ="	\
 	" 'tagged'), "							\
-	"allc AS (SELECT CASE WHEN NOT (SELECT fresh FROM h) THEN (SELECT"	\
-	" count(*) FROM pop) WHEN $2::text IS NULL THEN (SELECT"		\
-	" COALESCE(sum(n), 0) FROM rpt_rollup_counts WHERE dim = 'stage')"  \
-	" ELSE (SELECT n FROM tagged) END AS n), "			\
+	"allc AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM b) THEN (SELECT n"	\
+	" FROM hp) WHEN NOT (SELECT fresh FROM h) THEN (SELECT count(*) FROM" \
+	" pop) WHEN $2::text IS NULL THEN (SELECT COALESCE(sum(n), 0) FROM"	\
+	" rpt_rollup_counts WHERE dim = 'stage') ELSE (SELECT n FROM tagged)" \
+	" END AS n), "							\
 	"r AS (SELECT value, n FROM slow UNION ALL SELECT value, n FROM fast" \
 	" UNION ALL SELECT NULL, (SELECT n FROM allc) - CASE WHEN $3 = 'tag'" \
 	" THEN (SELECT n FROM tagged) ELSE (SELECT COALESCE(sum(n), 0) FROM" \
-	" fast) END WHERE (SELECT fresh FROM h)) "			\
+	" fast) END WHERE (SELECT fresh FROM h) OR EXISTS (SELECT 1 FROM b)) " \
 	"SELECT value, n AS cnt, (SELECT n FROM allc) AS total FROM r WHERE" \
 	" n > 0 ORDER BY cnt DESC, value COLLATE \"C\" NULLS LAST"
 /* clang-format on */
@@ -359,7 +379,6 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 	PGresult *res;
 	int rv;
 
-	(void)rp;
 	(void)err;
 	for (size_t i = 0; i < 5; i++) {
 		if (strcmp(portrait_values[i].group_by, a->group_by) == 0) {
@@ -368,11 +387,11 @@ reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 		}
 	}
 	reporting_sql_time(a->as_of, as_of, sizeof(as_of));
-	const char *params[] = {as_of, a->tag, dim};
+	const char *params[] = {as_of, a->tag, dim, reporting_cells_zone(rp)};
 	if (lateral == NULL || asprintf(&sql, PORTRAIT_SQL, lateral) < 0) {
 		return (POND_ENOMEM);
 	}
-	rv = pond_pq_query(conn, &res, sql, 3, params);
+	rv = pond_pq_query(conn, &res, sql, 4, params);
 	free(sql);
 	if (rv != 0) {
 		return (rv);

@@ -477,7 +477,8 @@ Test(reporting_cells, equal_the_facts_after_random_arrival, .timeout = 300)
 
 /*
  * The history cells of 0014_reporting_history.sql (lifecycle and the
- * portrait at an as_of in the past): the random history of the rollups
+ * portrait by region, industry, channel and lifecycle at an as_of in the
+ * past): the random history of the rollups
  * test, sent in a random order while pond-reporting folds. Then:
  *   1. the cells equal rpt_cells_rebuild()'s, recomputed from the facts;
  *   2. at as_of before every fact, at local midnights, at 15-minute
@@ -497,6 +498,10 @@ static const char *const history_as_of[] = {
 };
 static const char *const history_reports[] = {
         "lifecycle?",
+        "portrait?group_by=region&",
+        "portrait?group_by=industry&",
+        "portrait?group_by=channel&",
+        "portrait?group_by=lifecycle&",
 };
 #define NHISTORY_AS_OF   (sizeof(history_as_of) / sizeof(*history_as_of))
 #define NHISTORY_REPORTS (sizeof(history_reports) / sizeof(*history_reports))
@@ -553,8 +558,8 @@ Test(reporting_history, equal_the_facts_after_random_arrival, .timeout = 300)
 	                   "UPDATE rpt_cells_zone SET tz = 'Asia/Shanghai'");
 	pond_test_sql_exec(w.ingest.dsn,
 	                   "UPDATE rpt_cells SET n = n + 1 WHERE cell IN "
-	                   "('stage_at', 'region_at', 'channel_at') AND day "
-	                   "= '2025-11-01'");
+	                   "('stage_at', 'region_at', 'industry_at', "
+	                   "'channel_at') AND day = '2025-11-01'");
 	for (size_t i = 0; i < NHISTORY; i++) {
 		if (strcmp(history_as_of[i / NHISTORY_REPORTS],
 		           "2025-11-03") != 0) {
