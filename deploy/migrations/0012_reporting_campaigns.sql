@@ -116,45 +116,44 @@ $$;
 -- latest delivered touch (first delivered time at or before it, ties by
 -- touch_id) and converts when it is within the hours after that
 -- delivery; each (held-out touch, order) pair with the order within the
--- hours after the touch's selection is a hold-out conversion.
+-- hours after the touch's selection is a hold-out conversion. Every join
+-- is a lookup of one customer's rows by index (the arrays' row counts are
+-- unknown to the planner: a join of two computed sets would be planned
+-- as a nested loop over both, quadratic on a bulk load).
 CREATE FUNCTION rpt_camp_order_cells(p int[], ck text[], tcut bigint[],
     ocut bigint[], hours int, tz text)
 RETURNS SETOF rpt_cells_delta LANGUAGE sql STABLE AS $$
-    WITH u AS (SELECT DISTINCT * FROM unnest(p, ck, tcut, ocut)
-        AS u(partition, customer_key, tcut, ocut)),
-    t AS MATERIALIZED (SELECT x.partition, x.customer_key, x.touch_id,
-        min(x.at) FILTER (WHERE rpt_camp_delivered(x.state)
-            AND x.at IS NOT NULL) AS at,
-        bool_or(x.state = 'held_out') AS held,
-        min(x.campaign_id) AS campaign, min(x.selected_at) AS sel
-        FROM u JOIN rpt_touch_changes x USING (partition, customer_key)
-        WHERE (u.tcut IS NULL OR x.seq < u.tcut)
-        AND (rpt_camp_delivered(x.state) OR x.state = 'held_out')
-        GROUP BY 1, 2, 3),
-    o AS MATERIALIZED (SELECT o.partition, o.customer_key, o.seq,
-        o.occurred_at, o.amount_fen
-        FROM (SELECT DISTINCT partition, customer_key FROM t) c
-        JOIN u USING (partition, customer_key)
+    WITH o AS (SELECT o.partition, o.customer_key, o.occurred_at,
+        o.amount_fen, u.tcut
+        FROM (SELECT DISTINCT * FROM unnest(p, ck, tcut, ocut)
+        AS u(partition, customer_key, tcut, ocut)) u
         JOIN rpt_orders o USING (partition, customer_key)
-        WHERE o.paid AND (u.ocut IS NULL OR o.seq >= u.ocut)),
-    credit AS (SELECT DISTINCT ON (o.partition, o.customer_key, o.seq)
-        o.partition, o.occurred_at, o.amount_fen, t.at, t.campaign, t.sel
-        FROM o JOIN t ON t.partition = o.partition
-        AND t.customer_key = o.customer_key AND t.at <= o.occurred_at
-        ORDER BY o.partition, o.customer_key, o.seq, t.at DESC,
-        t.touch_id COLLATE "C" DESC)
-    SELECT 'camp_conversions', (sel AT TIME ZONE tz)::date, campaign, 0,
-        partition, 1::bigint, 0::bigint, 0::bigint, amount_fen
-        FROM credit WHERE sel IS NOT NULL
-        AND occurred_at < at + hours * interval '1 hour'
+        WHERE o.paid AND (u.ocut IS NULL OR o.seq >= u.ocut)
+        AND EXISTS (SELECT 1 FROM rpt_touch_changes x
+        WHERE x.partition = u.partition AND x.customer_key = u.customer_key
+        AND (u.tcut IS NULL OR x.seq < u.tcut)))
+    SELECT 'camp_conversions', (c.sel AT TIME ZONE tz)::date, c.campaign,
+        0, o.partition, 1::bigint, 0::bigint, 0::bigint, o.amount_fen
+        FROM o, LATERAL (SELECT min(x.at) AS at,
+        min(x.campaign_id) AS campaign, min(x.selected_at) AS sel
+        FROM rpt_touch_changes x WHERE x.partition = o.partition
+        AND x.customer_key = o.customer_key
+        AND rpt_camp_delivered(x.state) AND x.at IS NOT NULL
+        AND (o.tcut IS NULL OR x.seq < o.tcut)
+        GROUP BY x.touch_id HAVING min(x.at) <= o.occurred_at
+        ORDER BY min(x.at) DESC, x.touch_id COLLATE "C" DESC LIMIT 1) c
+        WHERE c.sel IS NOT NULL
+        AND o.occurred_at < c.at + hours * interval '1 hour'
     UNION ALL
-    SELECT 'camp_held_out', (t.sel AT TIME ZONE tz)::date, t.campaign, 0,
-        t.partition, 0, 0, 1, 0
-        FROM t JOIN o ON o.partition = t.partition
-        AND o.customer_key = t.customer_key
-        AND o.occurred_at >= t.sel
-        AND o.occurred_at < t.sel + hours * interval '1 hour'
-        WHERE t.held
+    SELECT 'camp_held_out', (h.sel AT TIME ZONE tz)::date, h.campaign, 0,
+        o.partition, 0, 0, 1, 0
+        FROM o, LATERAL (SELECT min(x.campaign_id) AS campaign,
+        min(x.selected_at) AS sel FROM rpt_touch_changes x
+        WHERE x.partition = o.partition AND x.customer_key = o.customer_key
+        AND x.state = 'held_out' AND (o.tcut IS NULL OR x.seq < o.tcut)
+        GROUP BY x.touch_id) h
+        WHERE o.occurred_at >= h.sel
+        AND o.occurred_at < h.sel + hours * interval '1 hour'
 $$;
 
 -- rpt_camp_settle adds the summed deltas plus - minus to the cells.
