@@ -107,8 +107,8 @@ add_tc(hist *h, int c, int t, const char *camp, const char *state,
 {
 	if (h->ntc == h->tccap) {
 		h->tccap = h->tccap ? 2 * h->tccap : 256;
-		cr_assert_not_null(h->tcs =
-		                           realloc(h->tcs, h->tccap * sizeof(tc)));
+		cr_assert_not_null(
+		        h->tcs = realloc(h->tcs, h->tccap * sizeof(tc)));
 	}
 	tc *x = &h->tcs[h->ntc++];
 	snprintf(x->touch, sizeof(x->touch), "t%03d-%d", c, t);
@@ -170,8 +170,8 @@ add_touch(hist *h, int c, int t)
 		add_tc(h, c, t, camp, r, NULL, at + (int)pick(h, 300), sel, 0);
 	}
 	if (pick(h, 4) == 0) { /* a read receipt, maybe earlier */
-		add_tc(h, c, t, camp, "read", NULL,
-		       sent + (int)pick(h, 600), sel, 0);
+		add_tc(h, c, t, camp, "read", NULL, sent + (int)pick(h, 600),
+		       sel, 0);
 	}
 	orders_near(h, c, at);
 }
@@ -182,7 +182,8 @@ make_history(hist *h)
 	char body[200];
 
 	for (int c = 0; c < NCUST; c++) {
-		add_event(h, c, 0, "\"contact_added\": {\"channel\": \"sms\"}");
+		add_event(h, c, 0,
+		          "\"contact_added\": {\"channel\": \"sms\"}");
 		for (unsigned k = pick(h, 4); k > 0; k--) {
 			add_touch(h, c, (int)k);
 		}
@@ -201,7 +202,8 @@ make_history(hist *h)
 			char camp[40] = "";
 			if (ci < NCAMPS) {
 				snprintf(camp, sizeof(camp),
-				         ", \"campaign_id\": \"%s\"", camps[ci]);
+				         ", \"campaign_id\": \"%s\"",
+				         camps[ci]);
 			}
 			snprintf(body, sizeof(body),
 			         "\"reward_paid\": {\"kind\": \"coupon\", "
@@ -239,27 +241,6 @@ send_touch_change(rw_world *w, const tc *x)
 	                x->at >= 0 ? at : NULL, sel, x->cost);
 }
 
-/* send_events sends events [i, i + k) as one batch. */
-static void
-send_events(rw_world *w, hist *h, size_t i, size_t k)
-{
-	size_t len = 1;
-	char *batch;
-
-	for (size_t j = 0; j < k; j++) {
-		len += strlen(h->ev[i + j]) + 2;
-	}
-	cr_assert_not_null(batch = calloc(1, len));
-	for (size_t j = 0; j < k; j++) {
-		if (j > 0) {
-			strcat(batch, ", ");
-		}
-		strcat(batch, h->ev[i + j]);
-	}
-	rw_send(w, "%s", batch);
-	free(batch);
-}
-
 /* send_mixed sends the shuffled events (batches of 1 to 30) and touch
  * changes in a random relative order, folding the cells once half-way. */
 static void
@@ -287,7 +268,7 @@ send_mixed(rw_world *w, hist *h)
 			if (k > h->nev - i) {
 				k = h->nev - i;
 			}
-			send_events(w, h, i, k);
+			rw_send_list(w, &h->ev[i], k);
 			i += k;
 		}
 	}
@@ -400,8 +381,9 @@ Test(reporting_campaign_cells, equal_the_facts_after_random_arrival,
 	                   "UPDATE rpt_cells_zone SET attribution_h = 24");
 	for (size_t i = 0; i < NPATHS; i++) {
 		char *s = get(&w, i);
-		cr_assert_str_eq(fast[i], s, "seed %u: %s%s (24 h cells)", seed,
-		                 reports[i % NREPORTS], periods[i / NREPORTS]);
+		cr_assert_str_eq(fast[i], s, "seed %u: %s%s (24 h cells)",
+		                 seed, reports[i % NREPORTS],
+		                 periods[i / NREPORTS]);
 		free(s);
 	}
 	/* pond-reporting rebuilds them at start. */
