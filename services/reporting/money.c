@@ -553,26 +553,28 @@ reporting_guides(PGconn *conn, reporting *rp, const reporting_args *a,
  * --------------------------------------------------------- */
 
 /* cells_check_work rebuilds the cells in POND_TZ when they are kept in
- * another zone (rpt_cells_rebuild takes the cells' lock, so a consumer
- * batch waits for it, and another replica's check waits and finds the
- * zone set). */
+ * another zone or for other POND_ATTRIBUTION_H hours (the campaign cells
+ * of 0012_reporting_campaigns.sql depend on them): rpt_cells_check takes
+ * the cells' lock, so a consumer batch waits for it, and another
+ * replica's check waits and finds both set. */
 static int
 cells_check_work(PGconn *conn, void *arg)
 {
 	reporting *rp = arg;
-	const char *params[] = {rp->tz};
+	char hours[24];
+	const char *params[] = {rp->tz, hours};
 	PGresult *res;
 	int rv;
 
-	if ((rv = pond_pq_query(conn, &res,
-	                        "SELECT rpt_cells_rebuild($1) WHERE NOT "
-	                        "EXISTS (SELECT 1 FROM rpt_cells_zone WHERE "
-	                        "tz = $1)",
-	                        1, params)) != 0) {
+	snprintf(hours, sizeof(hours), "%lld",
+	         (long long)rp->conf.attribution_h);
+	if ((rv = pond_pq_query(conn, &res, "SELECT rpt_cells_check($1, $2)",
+	                        2, params)) != 0) {
 		return (rv);
 	}
-	if (PQntuples(res) > 0) {
-		pond_log_info("cells_rebuilt", "tz=%s", rp->tz);
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		pond_log_info("cells_rebuilt", "tz=%s attribution_h=%s",
+		              rp->tz, hours);
 	}
 	PQclear(res);
 	return (POND_OK);

@@ -311,10 +311,11 @@ int reporting_portrait(PGconn *conn, reporting *rp, const reporting_args *a,
 int reporting_campaigns(PGconn *conn, reporting *rp, const reporting_args *a,
                         json_t **out, reporting_error *err) POND_MUSTCHECK;
 
-/* reporting_cells_check submits the check of the day cells' zone (at
- * start, and again on a request a minute after a check failed):
- * rpt_cells_rebuild(POND_TZ) when it differs, then cells_ready. A no-op
- * while the cells are ready or a check is under way. */
+/* reporting_cells_check submits the check of the day cells' zone and
+ * attribution hours (at start, and again on a request a minute after a
+ * check failed): rpt_cells_check(POND_TZ, POND_ATTRIBUTION_H) rebuilds
+ * the cells when either differs, then cells_ready. A no-op while the
+ * cells are ready or a check is under way. */
 int reporting_cells_check(reporting *rp) POND_MUSTCHECK;
 
 /* reporting_find returns the function of report name, or NULL. */

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "harness.h"
@@ -45,6 +46,10 @@ void rw_stop(rw_world *w);
  * one was accepted. */
 void rw_send(rw_world *w, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
+
+/* rw_send_list posts the events ev[0 .. n - 1] (JSON objects) as one
+ * batch and asserts every one was accepted. */
+void rw_send_list(rw_world *w, char *const *ev, size_t n);
 
 /* rw_settle waits until reporting has applied every record of every
  * stream. */

@@ -147,23 +147,11 @@ send_shuffled(rw_world *w, hist *h)
 		h->ev[j] = t;
 	}
 	for (size_t i = 0; i < h->n;) {
-		size_t k = 1 + pick(h, 60), len = 1;
-		char *batch;
+		size_t k = 1 + pick(h, 60);
 		if (k > h->n - i) {
 			k = h->n - i;
 		}
-		for (size_t j = 0; j < k; j++) {
-			len += strlen(h->ev[i + j]) + 2;
-		}
-		cr_assert_not_null(batch = calloc(1, len));
-		for (size_t j = 0; j < k; j++) {
-			if (j > 0) {
-				strcat(batch, ", ");
-			}
-			strcat(batch, h->ev[i + j]);
-		}
-		rw_send(w, "%s", batch);
-		free(batch);
+		rw_send_list(w, &h->ev[i], k);
 		i += k;
 	}
 }

@@ -88,6 +88,26 @@ rw_send(rw_world *w, const char *fmt, ...)
 }
 
 void
+rw_send_list(rw_world *w, char *const *ev, size_t n)
+{
+	size_t len = 1;
+	char *batch;
+
+	for (size_t j = 0; j < n; j++) {
+		len += strlen(ev[j]) + 2;
+	}
+	cr_assert_not_null(batch = calloc(1, len));
+	for (size_t j = 0; j < n; j++) {
+		if (j > 0) {
+			strcat(batch, ", ");
+		}
+		strcat(batch, ev[j]);
+	}
+	rw_send(w, "%s", batch);
+	free(batch);
+}
+
+void
 rw_settle(rw_world *w)
 {
 	for (int i = 0; i < 600; i++) {
