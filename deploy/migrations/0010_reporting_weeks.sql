@@ -48,12 +48,17 @@ CREATE TABLE rpt_retention_weeks (
     PRIMARY KEY (partition, customer_key)
 );
 
--- rpt_retention_k is the week index of an activity at t of a customer
--- acquired at acq, in zone tz.
-CREATE FUNCTION rpt_retention_k(acq timestamptz, t timestamptz, tz text)
+-- rpt_retention_week is the Monday of the local week (zone tz) of an
+-- acquisition at acq; rpt_retention_k the index k of the week of an
+-- activity at t, counted from that Monday.
+CREATE FUNCTION rpt_retention_week(acq timestamptz, tz text) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT date_trunc('week', acq AT TIME ZONE tz)::date
+$$;
+
+CREATE FUNCTION rpt_retention_k(week date, t timestamptz, tz text)
 RETURNS int LANGUAGE sql IMMUTABLE AS $$
-    SELECT ((t AT TIME ZONE tz)::date
-        - date_trunc('week', acq AT TIME ZONE tz)::date) / 7
+    SELECT ((t AT TIME ZONE tz)::date - week) / 7
 $$;
 
 -- The new facts' weeks: the statement's rows of the transition table
@@ -72,7 +77,8 @@ BEGIN
     WITH x AS MATERIALIZED (SELECT DISTINCT n.partition, n.customer_key,
         (c.acquired_at AT TIME ZONE $1)::date AS day,
         COALESCE(c.channel, '') AS channel,
-        rpt_retention_k(c.acquired_at, n.occurred_at, $1) AS k
+        rpt_retention_k(rpt_retention_week(c.acquired_at, $1),
+        n.occurred_at, $1) AS k
         FROM new_rows n JOIN rpt_customers c USING (partition, customer_key)
         WHERE %s AND n.occurred_at >= c.acquired_at),
     y AS MATERIALIZED (SELECT x.* FROM x LEFT JOIN rpt_retention_weeks s
@@ -98,6 +104,33 @@ CREATE TRIGGER rpt_retention_activity AFTER INSERT ON rpt_activity
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_retention_facts_trg('true');
 
+-- rpt_retention_hits is the weeks k < 104 of customers (p, ck) from all
+-- their paid orders and interactions at or after the acquisition that
+-- rpt_customers holds now, with its day and channel (none without one).
+-- Per customer, by its index ranges (a WHERE in a UNION ALL branch would
+-- keep the planner from pushing the customer into it).
+CREATE FUNCTION rpt_retention_hits(p int[], ck text[], tz text)
+RETURNS TABLE (partition int, customer_key text, day date, channel text,
+    k int)
+LANGUAGE sql STABLE AS $$
+    SELECT DISTINCT c.partition, c.customer_key, c.day, c.channel, x.k
+        FROM (SELECT c.partition, c.customer_key, c.acquired_at,
+        (c.acquired_at AT TIME ZONE tz)::date AS day,
+        COALESCE(c.channel, '') AS channel,
+        rpt_retention_week(c.acquired_at, tz) AS week
+        FROM (SELECT DISTINCT * FROM unnest(p, ck)) u(partition,
+        customer_key) JOIN rpt_customers c USING (partition, customer_key)
+        WHERE c.acquired_at IS NOT NULL) c
+        JOIN LATERAL (SELECT o.occurred_at FROM rpt_orders o
+        WHERE o.partition = c.partition AND o.customer_key = c.customer_key
+        AND o.paid AND o.occurred_at >= c.acquired_at
+        UNION ALL SELECT a.occurred_at FROM rpt_activity a
+        WHERE a.partition = c.partition AND a.customer_key = c.customer_key
+        AND a.occurred_at >= c.acquired_at) f ON true,
+        LATERAL (SELECT rpt_retention_k(c.week, f.occurred_at, tz) AS k) x
+        WHERE x.k < 104
+$$;
+
 -- rpt_retention_settle moves the customers (p, ck): their bits leave the
 -- day and channel they were counted under, and are recomputed from all
 -- their paid orders and interactions under the acquisition rpt_customers
@@ -113,17 +146,7 @@ RETURNS void LANGUAGE sql AS $$
     DELETE FROM rpt_retention_weeks s USING unnest(p, ck)
         u(partition, customer_key) WHERE s.partition = u.partition
         AND s.customer_key = u.customer_key;
-    WITH now AS MATERIALIZED (SELECT DISTINCT c.partition, c.customer_key,
-        (c.acquired_at AT TIME ZONE tz)::date AS day,
-        COALESCE(c.channel, '') AS channel,
-        rpt_retention_k(c.acquired_at, f.occurred_at, tz) AS k
-        FROM (SELECT DISTINCT * FROM unnest(p, ck)) u(partition,
-        customer_key) JOIN rpt_customers c USING (partition, customer_key)
-        JOIN (SELECT partition, customer_key, occurred_at FROM rpt_orders
-        WHERE paid UNION ALL SELECT partition, customer_key, occurred_at
-        FROM rpt_activity) f USING (partition, customer_key)
-        WHERE f.occurred_at >= c.acquired_at
-        AND rpt_retention_k(c.acquired_at, f.occurred_at, tz) < 104),
+    WITH now AS MATERIALIZED (SELECT * FROM rpt_retention_hits(p, ck, tz)),
     keep AS (INSERT INTO rpt_retention_weeks SELECT partition,
         customer_key, day, channel, bit_or(set_bit(B'0'::bit(104), k, 1))
         FROM now GROUP BY 1, 2, 3, 4)
@@ -160,27 +183,16 @@ CREATE TRIGGER rpt_retention_customers_upd AFTER UPDATE ON rpt_customers
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_retention_customers_trg();
 
 -- rpt_retention_rebuild recomputes the retention cells and every
--- customer's bits from the facts in zone, in one set-based pass.
+-- customer's weeks from the facts in zone: each customer is moved from
+-- nothing to its weeks.
 CREATE FUNCTION rpt_retention_rebuild(zone text) RETURNS void
 LANGUAGE sql AS $$
     SELECT rpt_cells_lock(true);
     DELETE FROM rpt_cells WHERE cell = 'retention';
     DELETE FROM rpt_retention_weeks;
-    WITH now AS MATERIALIZED (SELECT DISTINCT c.partition, c.customer_key,
-        (c.acquired_at AT TIME ZONE zone)::date AS day,
-        COALESCE(c.channel, '') AS channel,
-        rpt_retention_k(c.acquired_at, f.occurred_at, zone) AS k
-        FROM rpt_customers c JOIN (SELECT partition, customer_key,
-        occurred_at FROM rpt_orders WHERE paid UNION ALL SELECT partition,
-        customer_key, occurred_at FROM rpt_activity) f
-        USING (partition, customer_key)
-        WHERE f.occurred_at >= c.acquired_at
-        AND rpt_retention_k(c.acquired_at, f.occurred_at, zone) < 104),
-    keep AS (INSERT INTO rpt_retention_weeks SELECT partition,
-        customer_key, day, channel, bit_or(set_bit(B'0'::bit(104), k, 1))
-        FROM now GROUP BY 1, 2, 3, 4)
-    INSERT INTO rpt_cells SELECT 'retention', day, channel, k, partition,
-        count(*), 0, 0, 0 FROM now GROUP BY day, channel, k, partition;
+    SELECT rpt_retention_settle(array_agg(partition),
+        array_agg(customer_key), zone) FROM rpt_customers
+        WHERE acquired_at IS NOT NULL;
 $$;
 
 -- Chained (0008 and later migrations): the rebuild of every cell in a
