@@ -108,27 +108,28 @@ CREATE TRIGGER rpt_retention_activity AFTER INSERT ON rpt_activity
 -- their paid orders and interactions at or after the acquisition that
 -- rpt_customers holds now, with its day and channel (none without one).
 -- Per customer, by its index ranges (a WHERE in a UNION ALL branch would
--- keep the planner from pushing the customer into it).
+-- keep the planner from pushing the customer into it), its weeks made
+-- distinct there (not in one sort of every fact of a bulk load).
 CREATE FUNCTION rpt_retention_hits(p int[], ck text[], tz text)
 RETURNS TABLE (partition int, customer_key text, day date, channel text,
     k int)
 LANGUAGE sql STABLE AS $$
-    SELECT DISTINCT c.partition, c.customer_key, c.day, c.channel, x.k
-        FROM (SELECT c.partition, c.customer_key, c.acquired_at,
-        (c.acquired_at AT TIME ZONE tz)::date AS day,
+    WITH c AS MATERIALIZED (SELECT c.partition, c.customer_key,
+        c.acquired_at, (c.acquired_at AT TIME ZONE tz)::date AS day,
         COALESCE(c.channel, '') AS channel,
         rpt_retention_week(c.acquired_at, tz) AS week
         FROM (SELECT DISTINCT * FROM unnest(p, ck)) u(partition,
         customer_key) JOIN rpt_customers c USING (partition, customer_key)
-        WHERE c.acquired_at IS NOT NULL) c
-        JOIN LATERAL (SELECT o.occurred_at FROM rpt_orders o
+        WHERE c.acquired_at IS NOT NULL)
+    SELECT c.partition, c.customer_key, c.day, c.channel, w.k FROM c,
+        LATERAL (SELECT DISTINCT rpt_retention_k(c.week, f.occurred_at, tz)
+        AS k FROM (SELECT o.occurred_at FROM rpt_orders o
         WHERE o.partition = c.partition AND o.customer_key = c.customer_key
         AND o.paid AND o.occurred_at >= c.acquired_at
         UNION ALL SELECT a.occurred_at FROM rpt_activity a
         WHERE a.partition = c.partition AND a.customer_key = c.customer_key
-        AND a.occurred_at >= c.acquired_at) f ON true,
-        LATERAL (SELECT rpt_retention_k(c.week, f.occurred_at, tz) AS k) x
-        WHERE x.k < 104
+        AND a.occurred_at >= c.acquired_at) f) w
+        WHERE w.k < 104
 $$;
 
 -- rpt_retention_settle moves the customers (p, ck): their bits leave the
