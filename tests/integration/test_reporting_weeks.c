@@ -111,22 +111,23 @@ make_weeks_history(weeks_hist *h)
 			emit(h, c, body);
 		}
 		if (roll(h, 4) == 0) {
-			snprintf(body, sizeof(body),
-			         "\"order_refunded\": {\"order_id\": \"wf%d\", "
-			         "\"amount_fen\": 100}",
-			         h->next_id);
+			snprintf(
+			        body, sizeof(body),
+			        "\"order_refunded\": {\"order_id\": \"wf%d\", "
+			        "\"amount_fen\": 100}",
+			        h->next_id);
 			emit(h, c, body);
 		}
 		for (unsigned k = roll(h, 6); k > 0; k--) {
-			emit(h, c,
-			     "\"interaction\": {\"kind\": \"message\"}");
+			emit(h, c, "\"interaction\": {\"kind\": \"message\"}");
 		}
 	}
 }
 
 #define CELLS_SUM_SQL                                                         \
 	"SELECT COALESCE(string_agg(concat_ws('/', cell, day, key, k, n, i, " \
-	"o, f), ',' ORDER BY cell, day, key, k), '') FROM (SELECT cell, day, " \
+	"o, f), ',' ORDER BY cell, day, key, k), '') FROM (SELECT cell, "     \
+	"day, "                                                               \
 	"key, k, sum(n) AS n, sum(incentive_fen) AS i, sum(orders) AS o, "    \
 	"sum(net_fen) AS f FROM rpt_cells GROUP BY cell, day, key, k) s "     \
 	"WHERE n <> 0 OR i <> 0 OR o <> 0 OR f <> 0"
@@ -144,13 +145,18 @@ static const char *const week_periods[] = {
         "from=2025-11-05&to=2025-11-26",
 };
 static const char *const week_args[] = {
-        "weeks=1", "weeks=4", "weeks=8", "weeks=104",
-        "weeks=1&channel=sms", "weeks=4&channel=cards",
-        "weeks=8&channel=douyin", "weeks=104&channel=sms",
+        "weeks=1",
+        "weeks=4",
+        "weeks=8",
+        "weeks=104",
+        "weeks=1&channel=sms",
+        "weeks=4&channel=cards",
+        "weeks=8&channel=douyin",
+        "weeks=104&channel=sms",
 };
-#define NWPERIODS (sizeof(week_periods) / sizeof(*week_periods))
-#define NWARGS    (sizeof(week_args) / sizeof(*week_args))
-#define NWPATHS   (NWPERIODS * NWARGS)
+#define NWPERIODS   (sizeof(week_periods) / sizeof(*week_periods))
+#define NWARGS      (sizeof(week_args) / sizeof(*week_args))
+#define NWPATHS     (NWPERIODS * NWARGS)
 #define WEEKS_AS_OF "as_of=2026-01-01T00:00:00Z"
 
 static char *
@@ -221,18 +227,20 @@ Test(reporting_weeks, equal_the_facts_after_random_arrival, .timeout = 300)
 	pond_test_sql_exec(w.ingest.dsn, "SELECT rpt_cells_fold()");
 
 	/* Every fact is before as_of: the cells answer. */
-	cr_assert_eq(pond_test_sql_int(w.ingest.dsn,
-	                               "SELECT count(*) FROM rpt_rollup_horizon "
-	                               "WHERE latest >= '2026-01-01T00:00:00Z'"),
-	             0, "seed %u", seed);
+	cr_assert_eq(
+	        pond_test_sql_int(w.ingest.dsn,
+	                          "SELECT count(*) FROM rpt_rollup_horizon "
+	                          "WHERE latest >= '2026-01-01T00:00:00Z'"),
+	        0, "seed %u", seed);
 	for (size_t i = 0; i < NWPATHS; i++) {
 		fast[i] = get_dump(&w, i);
 	}
 	/* Someone was retained in a later week: the check can fail. */
-	cr_assert_gt(pond_test_sql_int(w.ingest.dsn,
-	                               "SELECT count(*) FROM rpt_cells WHERE "
-	                               "cell = 'retention' AND k > 0 AND n > 0"),
-	             0, "seed %u", seed);
+	cr_assert_gt(
+	        pond_test_sql_int(w.ingest.dsn,
+	                          "SELECT count(*) FROM rpt_cells WHERE "
+	                          "cell = 'retention' AND k > 0 AND n > 0"),
+	        0, "seed %u", seed);
 
 	/* The triggers' cells and weeks are the set-based recomputation's. */
 	char *cells = pond_test_sql_text(w.ingest.dsn, CELLS_SUM_SQL);
