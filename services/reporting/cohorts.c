@@ -90,26 +90,47 @@ reporting_lifecycle(PGconn *conn, reporting *rp, const reporting_args *a,
 /* Weeks are local (POND_TZ, $5) Monday weeks; a customer is retained in
  * week k when a paid order or interaction at or after its acquisition
  * and before as_of falls in it. known says whether week k has started
- * before as_of (otherwise retained[k] is null). */
+ * before as_of (otherwise retained[k] is null).
+ *
+ * Over whole local days (REPORTING_CELLS_CTE, zone $7) and for k below
+ * the 104 weeks the cells keep (0010_reporting_weeks.sql), the cohort
+ * sizes are the 'acq' cells and the retained customers the 'retention'
+ * cells of the period's days, summed by the Monday of the day's week;
+ * otherwise the facts of the cohort c. */
+/* RETENTION_CELLS(CELL) is the period's cells CELL of channel $4 summed
+ * by week (and k) when the cells answer. */
+#define RETENTION_CELLS(CELL)                                                 \
+	"SELECT date_trunc('week', day::timestamp)::date AS week, k, "        \
+	"sum(n)::bigint AS n FROM rpt_cells WHERE " REPORTING_CELLS_OF(       \
+	        CELL) " AND (SELECT cells FROM g) AND ($4::text IS NULL OR "  \
+	              "key = $4) AND "                                        \
+	              "k < $6::int GROUP BY 1, 2"
+/* clang-format off */
 static const char retention_sql[] =
-        "WITH " REPORTING_COHORT_CTE ", "
-        "cw AS (SELECT c.*, date_trunc('week', c.acquired_at AT TIME ZONE "
-        " $5)::date AS week FROM c), "
-        "hits AS (SELECT DISTINCT cw.week, cw.partition, cw.customer_key, "
-        " ((x.occurred_at AT TIME ZONE $5)::date - cw.week) / 7 AS k "
-        " FROM cw JOIN LATERAL (SELECT o.occurred_at FROM rpt_orders o "
-        "  WHERE o.partition = cw.partition AND o.customer_key = "
-        "  cw.customer_key AND o.paid AND o.occurred_at >= cw.acquired_at "
-        "  AND o.occurred_at < $3 UNION ALL SELECT i.occurred_at FROM "
-        "  rpt_activity i WHERE i.partition = cw.partition AND "
-        "  i.customer_key = cw.customer_key AND i.occurred_at >= "
-        "  cw.acquired_at AND i.occurred_at < $3) x ON true), "
-        "sizes AS (SELECT week, count(*) AS n FROM cw GROUP BY week), "
-        "r AS (SELECT week, k, count(*) AS n FROM hits GROUP BY week, k) "
-        "SELECT s.week::text, s.n, k.k, ((s.week + 7 * k.k)::timestamp AT "
-        " TIME ZONE $5) < $3, COALESCE(r.n, 0) FROM sizes s CROSS JOIN "
-        " generate_series(0, $6::int - 1) AS k(k) LEFT JOIN r ON r.week = "
-        " s.week AND r.k = k.k ORDER BY s.week, k.k";
+	"WITH " REPORTING_CELLS_CTE("$7") ", "
+	"g AS (SELECT fresh AND $6::int <= 104 AS cells FROM h), "
+	REPORTING_COHORT_CTE_IF("NOT (SELECT cells FROM g)") ", "
+	"cw AS (SELECT c.*, date_trunc('week', c.acquired_at AT TIME ZONE"
+	" $5)::date AS week FROM c), "
+	"hits AS (SELECT DISTINCT cw.week, cw.partition, cw.customer_key,"
+	" ((x.occurred_at AT TIME ZONE $5)::date - cw.week) / 7 AS k"
+	" FROM cw JOIN LATERAL (SELECT o.occurred_at FROM rpt_orders o"
+	"  WHERE o.partition = cw.partition AND o.customer_key ="
+	"  cw.customer_key AND o.paid AND o.occurred_at >= cw.acquired_at"
+	"  AND o.occurred_at < $3 UNION ALL SELECT i.occurred_at FROM"
+	"  rpt_activity i WHERE i.partition = cw.partition AND"
+	"  i.customer_key = cw.customer_key AND i.occurred_at >="
+	"  cw.acquired_at AND i.occurred_at < $3) x ON true), "
+	"sizes AS (SELECT week, count(*) AS n FROM cw GROUP BY week"
+	" UNION ALL SELECT week, sum(n)::bigint FROM (" RETENTION_CELLS("acq")
+	") a GROUP BY week HAVING sum(n) <> 0), "
+	"r AS (SELECT week, k, count(*) AS n FROM hits GROUP BY week, k"
+	" UNION ALL " RETENTION_CELLS("retention") ") "
+	"SELECT s.week::text, s.n, k.k, ((s.week + 7 * k.k)::timestamp AT"
+	" TIME ZONE $5) < $3, COALESCE(r.n, 0) FROM sizes s CROSS JOIN"
+	" generate_series(0, $6::int - 1) AS k(k) LEFT JOIN r ON r.week ="
+	" s.week AND r.k = k.k ORDER BY s.week, k.k";
+/* clang-format on */
 
 int
 reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
@@ -124,8 +145,14 @@ reporting_retention(PGconn *conn, reporting *rp, const reporting_args *a,
 	(void)err;
 	reporting_period_init(&p, a);
 	snprintf(weeks, sizeof(weeks), "%d", a->weeks);
-	const char *params[] = {p.v[0], p.v[1], p.v[2], p.v[3], rp->tz, weeks};
-	if ((rv = pond_pq_query(conn, &res, retention_sql, 6, params)) != 0) {
+	const char *params[] = {p.v[0],
+	                        p.v[1],
+	                        p.v[2],
+	                        p.v[3],
+	                        rp->tz,
+	                        weeks,
+	                        reporting_cells_zone(rp)};
+	if ((rv = pond_pq_query(conn, &res, retention_sql, 7, params)) != 0) {
 		json_decref(rows);
 		return (rv);
 	}
