@@ -1,0 +1,339 @@
+/*
+ * test_reporting_repeat.c - the day cells of 0011_reporting_repeat.sql
+ * (repurchase: 'repeat'; fission: 'share', 'share_again', 'invitee')
+ * answer exactly what the facts answer.
+ *
+ * A random history: customers added zero to two times, an add with an
+ * inviter (one of a few, so that inviters have several invitees) and a
+ * campaign or none, so that a later-arriving add with an earlier time
+ * takes the acquisition over and changes an invitee's inviter or
+ * campaign; paid orders, some at the very time of the customer's
+ * previous one (ties on occurred_at, broken by event_id), several on one
+ * day, refunds (which do not count); invite_shared of two campaigns or
+ * none. It is sent in a random order in batches of random sizes, with
+ * rpt_cells_fold() once in the middle. Then:
+ *   1. the cells summed over partitions (the fold moves them into
+ *      partition -1) equal rpt_cells_rebuild()'s, from the facts;
+ *   2. every request over whole local days answers from the cells, and
+ *      the same request on the fact path (the horizon moved to infinity)
+ *      gives the very same JSON: repurchase over several periods, fission
+ *      with and without campaign_id and invitees_needed 1 to 4;
+ *   3. a cell changed by hand changes the answers: the cells answered.
+ *
+ * The seed is POND_TEST_SEED or the time; it is printed on failure.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_reporting.h"
+
+#define NCUST 120
+
+static const char *const camps[] = {"camp-a", "camp-b", NULL};
+
+typedef struct rep_hist {
+	char **ev;
+	size_t n, cap;
+	unsigned seed;
+	int id;
+} rep_hist;
+
+static unsigned
+draw(rep_hist *h, unsigned n)
+{
+	return ((unsigned)rand_r(&h->seed) % n);
+}
+
+/* push appends event body of customer c at minute m of 2025-11-01 UTC
+ * (m < 3 days), which is local 11-01 08:00 .. 11-04 08:00 in
+ * Asia/Shanghai. */
+static void
+push(rep_hist *h, int c, unsigned m, const char *body)
+{
+	char *ev;
+
+	cr_assert(asprintf(&ev,
+	                   "{\"event_id\": \"q%05d\", \"customer_key\": "
+	                   "\"fc%03d\", \"occurred_at\": "
+	                   "\"2025-11-%02uT%02u:%02u:00Z\", %s}",
+	                   h->id++, c, 1 + m / 1440, m % 1440 / 60, m % 60,
+	                   body) >= 0);
+	if (h->n == h->cap) {
+		h->cap = h->cap ? 2 * h->cap : 256;
+		cr_assert_not_null(
+		        h->ev = realloc(h->ev, h->cap * sizeof(char *)));
+	}
+	h->ev[h->n++] = ev;
+}
+
+/* minute is a random quarter hour of the three days (few: ties happen). */
+static unsigned
+minute(rep_hist *h)
+{
+	return (draw(h, 3 * 24 * 4) * 15);
+}
+
+/* campaign_field writes `, "campaign_id": "X"` for a random campaign, or
+ * nothing for none. */
+static void
+campaign_field(rep_hist *h, char *buf, size_t len)
+{
+	const char *camp = camps[draw(h, 3)];
+
+	buf[0] = '\0';
+	if (camp != NULL) {
+		snprintf(buf, len, ", \"campaign_id\": \"%s\"", camp);
+	}
+}
+
+static void
+make_history(rep_hist *h)
+{
+	char body[200], camp[48], inviter[48];
+
+	for (int c = 0; c < NCUST; c++) {
+		for (unsigned k = draw(h, 3); k > 0; k--) {
+			inviter[0] = '\0';
+			if (draw(h, 3) != 0) {
+				snprintf(inviter, sizeof(inviter),
+				         ", \"inviter_key\": \"fc%03u\"",
+				         draw(h, 8));
+			}
+			campaign_field(h, camp, sizeof(camp));
+			snprintf(body, sizeof(body),
+			         "\"contact_added\": {\"channel\": "
+			         "\"referral\"%s%s}",
+			         inviter, camp);
+			push(h, c, minute(h), body);
+		}
+		unsigned m = minute(h);
+		for (unsigned k = draw(h, 6); k > 0; k--) {
+			/* One time in three at the previous order's
+			 * time, one in three later that day. */
+			unsigned how = draw(h, 3);
+			m = how == 0   ? m
+			    : how == 1 ? m + draw(h, 8) * 15
+			               : minute(h);
+			snprintf(body, sizeof(body),
+			         "\"order_paid\": {\"order_id\": \"o%d\", "
+			         "\"amount_fen\": %u}",
+			         h->id, 100 + draw(h, 900));
+			push(h, c, m % (3 * 1440), body);
+		}
+		if (draw(h, 4) == 0) {
+			snprintf(body, sizeof(body),
+			         "\"order_refunded\": {\"order_id\": \"f%d\", "
+			         "\"amount_fen\": 50}",
+			         h->id);
+			push(h, c, minute(h), body);
+		}
+		for (unsigned k = draw(h, 4); k > 0; k--) {
+			campaign_field(h, camp, sizeof(camp));
+			snprintf(body, sizeof(body),
+			         "\"invite_shared\": {%s}",
+			         camp[0] != '\0' ? camp + 2 : "");
+			push(h, c, minute(h), body);
+		}
+	}
+}
+
+/* send_batch sends k events drawn at random from the h->n - *sent not
+ * yet sent (kept at the front of h->ev; a drawn one is swapped behind
+ * them), as one ingest request. */
+static void
+send_batch(rw_world *w, rep_hist *h, size_t *sent, size_t k)
+{
+	size_t len = 1;
+	char *batch;
+
+	for (size_t j = 0; j < k; j++) {
+		size_t left = h->n - *sent - j;
+		size_t at = draw(h, (unsigned)left);
+		char *t = h->ev[at];
+		h->ev[at] = h->ev[left - 1];
+		h->ev[left - 1] = t;
+		len += strlen(t) + 2;
+	}
+	cr_assert_not_null(batch = calloc(1, len));
+	for (size_t j = 0; j < k; j++) {
+		if (j > 0) {
+			strcat(batch, ", ");
+		}
+		strcat(batch, h->ev[h->n - *sent - 1 - j]);
+	}
+	rw_send(w, "%s", batch);
+	free(batch);
+	*sent += k;
+}
+
+/* feed sends the history in a random order in batches of 1 to 60 events,
+ * folding the cells once half of it has been applied. */
+static void
+feed(rw_world *w, rep_hist *h)
+{
+	bool folded = false;
+
+	for (size_t sent = 0; sent < h->n;) {
+		size_t k = 1 + draw(h, 60);
+		send_batch(w, h, &sent, k < h->n - sent ? k : h->n - sent);
+		if (!folded && sent >= h->n / 2) {
+			rw_settle(w);
+			pond_test_sql_exec(w->ingest.dsn,
+			                   "SELECT rpt_cells_fold()");
+			folded = true;
+		}
+	}
+	rw_settle(w);
+	pond_test_sql_exec(w->ingest.dsn, "SELECT rpt_cells_fold()");
+}
+
+#define AS_OF "as_of=2025-11-10T00:00:00Z"
+
+/* Whole local days in Asia/Shanghai (the world's POND_TZ). */
+static const char *const periods[] = {
+        "from=2025-11-01&to=2025-11-02", "from=2025-11-01&to=2025-11-03",
+        "from=2025-11-02&to=2025-11-04", "from=2025-11-03&to=2025-11-05",
+        "from=2025-11-02&to=2025-11-03", "from=2025-10-25&to=2025-11-10",
+};
+#define NPERIODS (sizeof(periods) / sizeof(*periods))
+
+/* The cells summed over partitions, all-zero sums dropped. */
+#define CELLS_SUM_SQL                                                         \
+	"SELECT COALESCE(string_agg(concat_ws('/', cell, day, key, k, n, i, " \
+	"o, f), ',' ORDER BY cell, day, key, k), '') FROM (SELECT cell, "     \
+	"day, key, k, sum(n) AS n, sum(incentive_fen) AS i, sum(orders) AS "  \
+	"o, sum(net_fen) AS f FROM rpt_cells GROUP BY cell, day, key, k) s "  \
+	"WHERE n <> 0 OR i <> 0 OR o <> 0 OR f <> 0"
+
+static char *
+dump(json_t *j)
+{
+	char *s = json_dumps(j, JSON_SORT_KEYS);
+
+	cr_assert_not_null(s);
+	return (s);
+}
+
+/* ask returns the JSON text of report r over period p at AS_OF. */
+static char *
+ask(rw_world *w, const char *r, const char *p)
+{
+	json_t *j = rw_get(w, "/v1/reports/%s%s&" AS_OF, r, p);
+	char *s = dump(j);
+
+	json_decref(j);
+	return (s);
+}
+
+/* check_cells runs the whole check for the requests reports (each a
+ * path ending in '?' or '&', asked over every period): the history fed,
+ * cells of each of the nkinds kinds (a SQL list) present, the cells equal
+ * to the rebuild's, the cell path equal to the fact path, and every answer
+ * changed by bump (an UPDATE of rpt_cells). */
+static void
+check_cells(const char *name, const char *const *reports, size_t nreports,
+            const char *kinds, long long nkinds, const char *bump)
+{
+	static rep_hist h;
+	rw_world w;
+	size_t npaths = nreports * NPERIODS;
+	char **fast = calloc(npaths, sizeof(char *));
+	char **changed = calloc(npaths, sizeof(char *));
+	char sql[256];
+	unsigned seed = rw_seed();
+
+	cr_assert_not_null(fast);
+	cr_assert_not_null(changed);
+	memset(&h, 0, sizeof(h));
+	h.seed = seed;
+	make_history(&h);
+	rw_start(&w, name, NULL);
+	pond_test_clock_write(w.ingest.clock, "2025-11-05T00:00:00Z");
+	feed(&w, &h);
+
+	for (size_t i = 0; i < npaths; i++) {
+		fast[i] = ask(&w, reports[i % nreports], periods[i / nreports]);
+	}
+	/* Every kind has cells: the history exercises each. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(DISTINCT cell) FROM rpt_cells WHERE cell IN "
+	         "(%s)",
+	         kinds);
+	cr_assert_eq(pond_test_sql_int(w.ingest.dsn, sql), nkinds, "seed %u",
+	             seed);
+
+	/* The triggers' cells, folded or not, are the rebuild's. */
+	char *incremental = pond_test_sql_text(w.ingest.dsn, CELLS_SUM_SQL);
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "SELECT rpt_cells_rebuild('Asia/Shanghai')");
+	char *rebuilt = pond_test_sql_text(w.ingest.dsn, CELLS_SUM_SQL);
+	cr_assert_str_eq(incremental, rebuilt, "seed %u", seed);
+	free(incremental);
+	free(rebuilt);
+
+	/* A changed cell changes the answer: the cells answered above. */
+	pond_test_sql_exec(w.ingest.dsn, bump);
+	for (size_t i = 0; i < npaths; i++) {
+		changed[i] =
+		        ask(&w, reports[i % nreports], periods[i / nreports]);
+	}
+
+	/* The fact path gives the same answers. */
+	pond_test_sql_exec(
+	        w.ingest.dsn,
+	        "UPDATE rpt_rollup_horizon SET latest = 'infinity'");
+	for (size_t i = 0; i < npaths; i++) {
+		char *slow =
+		        ask(&w, reports[i % nreports], periods[i / nreports]);
+		cr_assert_str_eq(fast[i], slow, "seed %u: %s%s", seed,
+		                 reports[i % nreports], periods[i / nreports]);
+		cr_assert_str_neq(changed[i], slow,
+		                  "seed %u: the cells did not answer %s%s",
+		                  seed, reports[i % nreports],
+		                  periods[i / nreports]);
+		free(slow);
+		free(fast[i]);
+		free(changed[i]);
+	}
+	free(fast);
+	free(changed);
+	for (size_t i = 0; i < h.n; i++) {
+		free(h.ev[i]);
+	}
+	free(h.ev);
+	rw_stop(&w);
+}
+
+Test(reporting_repeat, cells_equal_the_facts_after_random_arrival,
+     .timeout = 300)
+{
+	static const char *const reports[] = {"repurchase?"};
+
+	/* More buyers on every day with a paid order. */
+	check_cells("rpt-repeat", reports, 1, "'repeat'", 1,
+	            "UPDATE rpt_cells SET n = n + 1 WHERE cell = 'repeat' "
+	            "AND key = '0'");
+}
+
+Test(reporting_fission_cells, cells_equal_the_facts_after_random_arrival,
+     .timeout = 300)
+{
+	static const char *const reports[] = {
+	        "fission?",
+	        "fission?campaign_id=camp-a&",
+	        "fission?invitees_needed=1&",
+	        "fission?invitees_needed=1&campaign_id=camp-b&",
+	        "fission?invitees_needed=2&",
+	        "fission?invitees_needed=2&campaign_id=camp-a&",
+	        "fission?invitees_needed=4&",
+	        "fission?invitees_needed=4&campaign_id=camp-b&",
+	};
+
+	/* One more share on every day with one, of every campaign. */
+	check_cells("rpt-fission-cells", reports,
+	            sizeof(reports) / sizeof(*reports),
+	            "'share', 'share_again', 'invitee'", 3,
+	            "UPDATE rpt_cells SET n = n + 1 WHERE cell = 'share'");
+}
