@@ -236,7 +236,8 @@ reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
  * (REPORTING_CELLS_CTE): the period's 'share' cells (of campaign $6, or
  * all); inviters = shares - 'share_again' rows of each day d with k <= d -
  * d1 (the customer's previous share of the campaign, or of any, is in
- * the period), read by a lateral per day; and the period's 'invitee'
+ * the period), read by a lateral per day (OFFSET 0: not flattened into
+ * a scan of every day's rows); and the period's 'invitee'
  * cells, [campaign, inviter] as JSON, summed per inviter. Else the
  * period's shares and new customers from the facts. $4 is NULL (no
  * channel), $7 invitees_needed. */
@@ -255,7 +256,7 @@ static const char fission_sql[] =
 	"again AS (SELECT COALESCE(sum(x.n), 0) AS n FROM h,"
 	" generate_series(0, h.d2 - h.d1 - 1) i, LATERAL (SELECT n FROM"
 	" rpt_cells WHERE cell = 'share_again' AND day = h.d1 + i AND key ="
-	" COALESCE($6, '') AND k <= i) x WHERE h.fresh), "
+	" COALESCE($6, '') AND k <= i OFFSET 0) x WHERE h.fresh), "
 	"per AS (SELECT inviter_key, count(*) AS n FROM inv GROUP BY 1"
 	" UNION ALL SELECT key::jsonb ->> 1, sum(n) FROM rpt_cells WHERE "
 	REPORTING_CELLS_OF("invitee") " AND ($6::text IS NULL OR"

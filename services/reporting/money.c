@@ -411,8 +411,9 @@ reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,
  * paid orders of d, A those whose previous paid order is at most i days
  * before (so in the period), B those whose second previous one is; a
  * lateral per day reads those rows by index (about days^2 / 2 of A and of
- * B). Else every paid order of the period, grouped by customer. The
- * lifetime figures come from the rollups of 0007 (l) or the customers'
+ * B; OFFSET 0 keeps the planner from flattening it into a scan of every
+ * row of the key). Else every paid order of the period, grouped by customer.
+ * The lifetime figures come from the rollups of 0007 (l) or the customers'
  * first paid orders. $4 is NULL (no channel). */
 /* clang-format off */
 static const char repurchase_sql[] =
@@ -425,7 +426,7 @@ static const char repurchase_sql[] =
 	" COALESCE(sum(x.n) FILTER (WHERE x.key = '2'), 0) AS b"
 	" FROM h, generate_series(0, h.d2 - h.d1 - 1) i, LATERAL (SELECT"
 	" key, n FROM rpt_cells WHERE cell = 'repeat' AND day = h.d1 + i"
-	" AND key IN ('0', '1', '2') AND k <= i) x WHERE h.fresh), "
+	" AND key IN ('0', '1', '2') AND k <= i OFFSET 0) x WHERE h.fresh), "
 	"l AS (SELECT COALESCE(max(latest) < $3, true) AS fresh"
 	" FROM rpt_rollup_horizon) "
 	"SELECT CASE WHEN (SELECT fresh FROM h) THEN (SELECT n - a FROM c)"

@@ -131,8 +131,7 @@ make_history(rep_hist *h)
 		}
 		for (unsigned k = draw(h, 4); k > 0; k--) {
 			campaign_field(h, camp, sizeof(camp));
-			snprintf(body, sizeof(body),
-			         "\"invite_shared\": {%s}",
+			snprintf(body, sizeof(body), "\"invite_shared\": {%s}",
 			         camp[0] != '\0' ? camp + 2 : "");
 			push(h, c, minute(h), body);
 		}
@@ -254,7 +253,8 @@ check_cells(const char *name, const char *const *reports, size_t nreports,
 	feed(&w, &h);
 
 	for (size_t i = 0; i < npaths; i++) {
-		fast[i] = ask(&w, reports[i % nreports], periods[i / nreports]);
+		fast[i] =
+		        ask(&w, reports[i % nreports], periods[i / nreports]);
 	}
 	/* Every kind has cells: the history exercises each. */
 	snprintf(sql, sizeof(sql),
@@ -336,4 +336,83 @@ Test(reporting_fission_cells, cells_equal_the_facts_after_random_arrival,
 	            sizeof(reports) / sizeof(*reports),
 	            "'share', 'share_again', 'invitee'", 3,
 	            "UPDATE rpt_cells SET n = n + 1 WHERE cell = 'share'");
+}
+
+/* ORDER is a paid order of key at local day D (2025-11-D 10:00 in
+ * Asia/Shanghai, 02:00 UTC). */
+#define ORDER(id, key, d)                                                     \
+	EV(id, key, "2025-11-" d "T02:00:00Z",                                \
+	   "\"order_paid\": {\"order_id\": \"" id "\", \"amount_fen\": 100}")
+
+/* ask_buyers asserts the repurchase figures over local days from .. to. */
+static void
+ask_buyers(rw_world *w, const char *from, const char *to, int buyers,
+           int repeat)
+{
+	json_t *r = rw_get(w,
+	                   "/v1/reports/repurchase?from=2025-11-%s&to="
+	                   "2025-11-%s&" AS_OF,
+	                   from, to);
+	json_t *t = json_object_get(r, "total");
+
+	RW_NUM(t, "buyers", buyers);
+	RW_NUM(t, "repeat_buyers", repeat);
+	json_decref(r);
+}
+
+Test(reporting_repeat, late_earlier_orders_by_hand, .timeout = 120)
+{
+	rw_world w;
+
+	rw_start(&w, "rpt-repeat-hand", NULL);
+	pond_test_clock_write(w.ingest.clock, "2025-11-07T00:00:00Z");
+	/*
+	 * r1 pays on local 11-01, twice on 11-02 at the same instant (the
+	 * event_id breaks the tie) and on 11-04; r2 on 11-03, with a refund
+	 * on 11-02 (not an order); r3 on 11-01 and 11-05. The 11-01 orders
+	 * arrive last.
+	 */
+	rw_send(&w, "%s, %s", ORDER("h4", "r1", "04"),
+	        ORDER("h7", "r3", "05"));
+	rw_send(&w, "%s, %s", ORDER("h5", "r2", "03"),
+	        EV("h6", "r2", "2025-11-02T02:00:00Z",
+	           "\"order_refunded\": {\"order_id\": \"h5\", "
+	           "\"amount_fen\": 100}"));
+	rw_send(&w, "%s, %s", ORDER("h3", "r1", "02"),
+	        ORDER("h2", "r1", "02"));
+	rw_settle(&w);
+	/* 11-01 .. 11-03 before the late orders: r1 twice. */
+	ask_buyers(&w, "01", "03", 1, 1);
+	rw_send(&w, "%s", ORDER("h1", "r1", "01"));
+	rw_send(&w, "%s", ORDER("h0", "r3", "01"));
+	rw_settle(&w);
+
+	/* r1 (3 orders) and r2 (1); r3's are outside. */
+	ask_buyers(&w, "02", "05", 2, 1);
+	/* r1 (3) and r3 (1). */
+	ask_buyers(&w, "01", "03", 2, 1);
+	/* r1 and r3 once each. */
+	ask_buyers(&w, "04", "06", 2, 0);
+	ask_buyers(&w, "01", "02", 2, 0);
+	/* r1 twice on 11-02, r2 once (its refund is no order). */
+	ask_buyers(&w, "02", "04", 2, 1);
+	ask_buyers(&w, "03", "04", 1, 0);
+	json_t *r = rw_get(&w, "/v1/reports/repurchase?from=2025-11-01&to="
+	                       "2025-11-08&" AS_OF);
+	json_t *t = json_object_get(r, "total");
+	RW_NUM(t, "buyers", 3);
+	RW_NUM(t, "repeat_buyers", 2);
+	RW_NUM(t, "lifetime_buyers", 3);
+	RW_NUM(t, "lifetime_repeat_buyers", 2);
+	json_decref(r);
+
+	/* The cells answered: one more order on 11-04 is one more buyer. */
+	pond_test_sql_exec(w.ingest.dsn,
+	                   "UPDATE rpt_cells SET n = n + 1 WHERE cell = "
+	                   "'repeat' AND key = '0' AND day = '2025-11-04' "
+	                   "AND partition = (SELECT min(partition) FROM "
+	                   "rpt_cells WHERE cell = 'repeat' AND key = '0' AND "
+	                   "day = '2025-11-04')");
+	ask_buyers(&w, "04", "06", 3, 0);
+	rw_stop(&w);
 }
