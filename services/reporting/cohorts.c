@@ -263,20 +263,45 @@ reporting_funnel(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- fission
  * -------------------------------------------------------------------- */
 
+/* From the day cells of 0011_reporting_repeat.sql when they answer
+ * (REPORTING_CELLS_CTE): the period's 'share' cells (of campaign $6, or
+ * all); inviters = shares - 'share_again' rows of each day d with k <= d -
+ * d1 (the customer's previous share of the campaign, or of any, is in
+ * the period), read by a lateral per day (OFFSET 0: not flattened into
+ * a scan of every day's rows); and the period's 'invitee'
+ * cells, [campaign, inviter] as JSON, summed per inviter. Else the
+ * period's shares and new customers from the facts. $4 is NULL (no
+ * channel), $7 invitees_needed. */
+/* clang-format off */
 static const char fission_sql[] =
-        "WITH sh AS (SELECT customer_key FROM rpt_invites WHERE "
-        " occurred_at >= $1 AND occurred_at < $2 AND occurred_at < $3 AND "
-        " ($4::text IS NULL OR campaign_id = $4)), "
-        "inv AS (SELECT inviter_key FROM rpt_customers WHERE acquired_at "
-        " >= $1 AND acquired_at < $2 AND acquired_at < $3 AND inviter_key "
-        " IS NOT NULL AND ($4::text IS NULL OR campaign_id = $4)), "
-        "per AS (SELECT inviter_key, count(*) AS n FROM inv GROUP BY 1) "
-        "SELECT (SELECT count(*) FROM sh), (SELECT count(DISTINCT "
-        " customer_key) FROM sh), (SELECT count(*) FROM inv), (SELECT "
-        " count(*) FROM per WHERE n >= $5), (SELECT COALESCE(json_agg("
-        " json_build_object('customer_key', inviter_key, 'invitees', n) "
-        " ORDER BY n DESC, inviter_key COLLATE \"C\"), '[]') FROM (SELECT * "
-        " FROM per ORDER BY n DESC, inviter_key COLLATE \"C\" LIMIT 10) t)";
+	"WITH " REPORTING_CELLS_CTE("$5") ", "
+	"sh AS (SELECT customer_key FROM rpt_invites WHERE NOT (SELECT fresh"
+	" FROM h) AND occurred_at >= $1 AND occurred_at < $2 AND occurred_at"
+	" < $3 AND ($6::text IS NULL OR campaign_id = $6)), "
+	"inv AS (SELECT inviter_key FROM rpt_customers WHERE NOT (SELECT"
+	" fresh FROM h) AND acquired_at >= $1 AND acquired_at < $2 AND"
+	" acquired_at < $3 AND inviter_key IS NOT NULL AND ($6::text IS NULL"
+	" OR campaign_id = $6)), "
+	"shares AS (SELECT COALESCE(sum(n), 0) AS n FROM rpt_cells WHERE "
+	REPORTING_CELLS_OF("share") " AND ($6::text IS NULL OR key = $6)), "
+	"again AS (SELECT COALESCE(sum(x.n), 0) AS n FROM h,"
+	" generate_series(0, h.d2 - h.d1 - 1) i, LATERAL (SELECT n FROM"
+	" rpt_cells WHERE cell = 'share_again' AND day = h.d1 + i AND key ="
+	" COALESCE($6, '') AND k <= i OFFSET 0) x WHERE h.fresh), "
+	"per AS (SELECT inviter_key, count(*) AS n FROM inv GROUP BY 1"
+	" UNION ALL SELECT key::jsonb ->> 1, sum(n) FROM rpt_cells WHERE "
+	REPORTING_CELLS_OF("invitee") " AND ($6::text IS NULL OR"
+	" key::jsonb ->> 0 = $6) GROUP BY 1 HAVING sum(n) <> 0) "
+	"SELECT CASE WHEN (SELECT fresh FROM h) THEN (SELECT n FROM shares)"
+	" ELSE (SELECT count(*) FROM sh) END, CASE WHEN (SELECT fresh FROM h)"
+	" THEN (SELECT n FROM shares) - (SELECT n FROM again) ELSE (SELECT"
+	" count(DISTINCT customer_key) FROM sh) END, (SELECT COALESCE(sum(n),"
+	" 0) FROM per), (SELECT count(*) FROM per WHERE n >= $7), (SELECT"
+	" COALESCE(json_agg(json_build_object('customer_key', inviter_key,"
+	" 'invitees', n) ORDER BY n DESC, inviter_key COLLATE \"C\"), '[]')"
+	" FROM (SELECT * FROM per ORDER BY n DESC, inviter_key COLLATE \"C\""
+	" LIMIT 10) t)";
+/* clang-format on */
 
 int
 reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
@@ -287,13 +312,13 @@ reporting_fission(PGconn *conn, reporting *rp, const reporting_args *a,
 	PGresult *res;
 	int rv;
 
-	(void)rp;
 	(void)err;
 	reporting_period_init(&p, a);
 	snprintf(needed, sizeof(needed), "%d", a->invitees_needed);
-	const char *params[] = {p.v[0], p.v[1], p.v[2], a->campaign_id,
-	                        needed};
-	if ((rv = pond_pq_query(conn, &res, fission_sql, 5, params)) != 0) {
+	const char *params[] = {
+	        p.v[0],         p.v[1], p.v[2], NULL, reporting_cells_zone(rp),
+	        a->campaign_id, needed};
+	if ((rv = pond_pq_query(conn, &res, fission_sql, 7, params)) != 0) {
 		return (rv);
 	}
 	int64_t shared = reporting_int(res, 0, 0);

@@ -405,6 +405,42 @@ reporting_payback(PGconn *conn, reporting *rp, const reporting_args *a,
 /* --- repurchase
  * ----------------------------------------------------------------- */
 
+/* From the day cells 'repeat' when they answer (REPORTING_CELLS_CTE;
+ * 0011_reporting_repeat.sql says why): buyers = N - A, repeat buyers =
+ * A - B, where for each day d of the period, i = d - d1, N counts the
+ * paid orders of d, A those whose previous paid order is at most i days
+ * before (so in the period), B those whose second previous one is; a
+ * lateral per day reads those rows by index (about days^2 / 2 of A and of
+ * B; OFFSET 0 keeps the planner from flattening it into a scan of every
+ * row of the key). Else every paid order of the period, grouped by customer.
+ * The lifetime figures come from the rollups of 0007 (l) or the customers'
+ * first paid orders. $4 is NULL (no channel). */
+/* clang-format off */
+static const char repurchase_sql[] =
+	"WITH " REPORTING_CELLS_CTE("$5") ", "
+	"t AS (SELECT count(*) AS tn FROM rpt_orders WHERE NOT (SELECT fresh"
+	" FROM h) AND paid AND occurred_at >= $1 AND occurred_at < $2 AND"
+	" occurred_at < $3 GROUP BY partition, customer_key), "
+	"c AS (SELECT COALESCE(sum(x.n) FILTER (WHERE x.key = '0'), 0) AS n,"
+	" COALESCE(sum(x.n) FILTER (WHERE x.key = '1'), 0) AS a,"
+	" COALESCE(sum(x.n) FILTER (WHERE x.key = '2'), 0) AS b"
+	" FROM h, generate_series(0, h.d2 - h.d1 - 1) i, LATERAL (SELECT"
+	" key, n FROM rpt_cells WHERE cell = 'repeat' AND day = h.d1 + i"
+	" AND key IN ('0', '1', '2') AND k <= i OFFSET 0) x WHERE h.fresh), "
+	"l AS (SELECT COALESCE(max(latest) < $3, true) AS fresh"
+	" FROM rpt_rollup_horizon) "
+	"SELECT CASE WHEN (SELECT fresh FROM h) THEN (SELECT n - a FROM c)"
+	" ELSE (SELECT count(*) FROM t) END,"
+	" CASE WHEN (SELECT fresh FROM h) THEN (SELECT a - b FROM c)"
+	" ELSE (SELECT count(*) FROM t WHERE tn >= 2) END,"
+	" CASE WHEN (SELECT fresh FROM l) THEN (SELECT sum(n)"
+	" FROM rpt_rollup_counts WHERE dim = 'buyers') ELSE (SELECT count(*)"
+	" FROM rpt_customers WHERE first_paid[1] < $3) END,"
+	" CASE WHEN (SELECT fresh FROM l) THEN (SELECT sum(n)"
+	" FROM rpt_rollup_counts WHERE dim = 'buyers2') ELSE (SELECT count(*)"
+	" FROM rpt_customers WHERE first_paid[2] < $3) END";
+/* clang-format on */
+
 int
 reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
                      json_t **out, reporting_error *err)
@@ -413,25 +449,11 @@ reporting_repurchase(PGconn *conn, reporting *rp, const reporting_args *a,
 	PGresult *res;
 	int rv;
 
-	(void)rp;
 	(void)err;
 	reporting_period_init(&p, a);
-	if ((rv = pond_pq_query(
-	             conn, &res,
-	             "WITH t AS (SELECT count(*) AS tn FROM rpt_orders WHERE "
-	             "paid AND occurred_at >= $1 AND occurred_at < $2 AND "
-	             "occurred_at < $3 GROUP BY partition, customer_key), "
-	             "h AS (SELECT COALESCE(max(latest) < $3, true) AS fresh "
-	             "FROM rpt_rollup_horizon) "
-	             "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM "
-	             "t WHERE tn >= 2), CASE WHEN (SELECT fresh FROM h) THEN "
-	             "(SELECT sum(n) FROM rpt_rollup_counts WHERE dim = "
-	             "'buyers') ELSE (SELECT count(*) FROM rpt_customers "
-	             "WHERE first_paid[1] < $3) END, CASE WHEN (SELECT fresh "
-	             "FROM h) THEN (SELECT sum(n) FROM rpt_rollup_counts "
-	             "WHERE dim = 'buyers2') ELSE (SELECT count(*) FROM "
-	             "rpt_customers WHERE first_paid[2] < $3) END",
-	             3, p.v)) != 0) {
+	p.v[3] = NULL;
+	p.v[4] = reporting_cells_zone(rp);
+	if ((rv = pond_pq_query(conn, &res, repurchase_sql, 5, p.v)) != 0) {
 		return (rv);
 	}
 	int64_t b = reporting_int(res, 0, 0), rb = reporting_int(res, 0, 1);
