@@ -14,7 +14,10 @@
 --                 +1 for the value its profile facts set at a time, -1
 --                 for the value they replace;
 -- keyed (kind, local day of the change, value) in the zone of the cells,
--- k 0, counted in n. Stage changes cover the whole population (every
+-- k 0, counted in n; and the same changes by hour, in the kinds
+-- '<kind>_h' keyed (kind, local day, value, k = whole hours from the
+-- day's local midnight to the change: 0 .. 23, 22 or 24 on a day of a
+-- daylight-saving change). Stage changes cover the whole population (every
 -- customer is in exactly one stage from its first event on), so the
 -- population is their sum, and "no value" is the population less the
 -- values. At a change time t the value before is the value at t (facts
@@ -22,11 +25,15 @@
 -- at t + 1 microsecond (the timestamps' resolution), so changes at one
 -- instant net out and ties break as the reports break them.
 --
--- A request at as_of T sums the cells of the local days before T's day
--- (midnight M), then adds, for the few customers with a change in
--- [M, T), their value at T less their value at M, from the facts by
--- index: exact for every T, with no horizon (a change at or after T is
--- in a day the request does not read, or after T).
+-- A request at as_of T sums the cells of the local days before T's day,
+-- and the hour cells of T's day before T's hour (which starts at M =
+-- the day's midnight + whole hours), then adds, for the few customers
+-- with a change in [M, T), their value at T less their value at M, from
+-- the facts by index: exact for every T, with no horizon (a change at or
+-- after T is in a day or hour the request does not read, or after T).
+-- The hour cells keep that last part to an hour's changes: at 1 M
+-- customers the changes of the 8 hours before 08:00 were 5,000 customers
+-- and 60-180 ms.
 --
 -- Kept by statement triggers: on rpt_customers the changed rows' old
 -- contributions out, the new ones in; on rpt_profile_facts, for the
@@ -41,6 +48,17 @@ CREATE INDEX rpt_customers_third_order ON rpt_customers ((first_paid[3]));
 CREATE INDEX rpt_customers_member ON rpt_customers (member_at);
 CREATE INDEX rpt_profile_facts_time ON rpt_profile_facts (occurred_at)
     INCLUDE (partition, customer_key);
+
+-- rpt_history_at is where a change at t counts, in zone tz: the cell of
+-- its local day (kind, day, 0) and its hour cell (kind_h, day, whole hours
+-- since that day's local midnight).
+CREATE FUNCTION rpt_history_at(kind text, t timestamptz, tz text)
+RETURNS TABLE (cell text, day date, k int) LANGUAGE sql STABLE AS $$
+    SELECT x.cell, d.day, x.k FROM (SELECT (t AT TIME ZONE tz)::date AS
+        day) d, LATERAL (VALUES (kind, 0), (kind || '_h', floor(extract(
+        epoch FROM t - (d.day::timestamp AT TIME ZONE tz)) / 3600)::int))
+        x(cell, k)
+$$;
 
 -- rpt_stage_before is the lifecycle stage of customer c at t (NULL
 -- before its first event): the STAGE_EXPR of services/reporting/cohorts.c.
@@ -57,17 +75,19 @@ $$;
 -- The stage and channel changes of customer c, with the sign s.
 CREATE FUNCTION rpt_cells_of_milestones(c rpt_customers, s int, tz text)
 RETURNS SETOF rpt_cells_delta LANGUAGE sql STABLE AS $$
-    SELECT 'stage_at', (m.t AT TIME ZONE tz)::date, x.key, 0, c.partition,
+    SELECT a.cell, a.day, x.key, a.k, c.partition,
         (s * x.n)::bigint, 0::bigint, 0::bigint, 0::bigint
         FROM (SELECT DISTINCT t FROM unnest(ARRAY[c.first_event_at,
         c.member_at, c.first_paid[1], c.first_paid[2], c.first_paid[3]])
         AS u(t) WHERE t IS NOT NULL) m,
         LATERAL (VALUES (rpt_stage_before(c, m.t + interval '1 microsecond'),
-        1), (rpt_stage_before(c, m.t), -1)) x(key, n)
+        1), (rpt_stage_before(c, m.t), -1)) x(key, n),
+        rpt_history_at('stage_at', m.t, tz) a
         WHERE x.key IS NOT NULL
     UNION ALL
-    SELECT 'channel_at', (c.acquired_at AT TIME ZONE tz)::date, c.channel,
-        0, c.partition, s::bigint, 0::bigint, 0::bigint, 0::bigint
+    SELECT a.cell, a.day, c.channel, a.k, c.partition, s::bigint,
+        0::bigint, 0::bigint, 0::bigint
+        FROM rpt_history_at('channel_at', c.acquired_at, tz) a
         WHERE c.acquired_at IS NOT NULL AND c.channel IS NOT NULL
 $$;
 
@@ -99,9 +119,10 @@ RETURNS SETOF rpt_cells_delta LANGUAGE sql STABLE AS $$
         f.event_id DESC, f.publisher DESC),
     c AS (SELECT v.*, lag(value) OVER (PARTITION BY partition, customer_key,
         dim ORDER BY occurred_at) AS was FROM v)
-    SELECT c.dim, (c.occurred_at AT TIME ZONE tz)::date, y.key, 0,
-        c.partition, (s * y.n)::bigint, 0::bigint, 0::bigint, 0::bigint
-        FROM c, LATERAL (VALUES (c.value, 1), (c.was, -1)) y(key, n)
+    SELECT a.cell, a.day, y.key, a.k, c.partition, (s * y.n)::bigint,
+        0::bigint, 0::bigint, 0::bigint
+        FROM c, LATERAL (VALUES (c.value, 1), (c.was, -1)) y(key, n),
+        rpt_history_at(c.dim, c.occurred_at, tz) a
         WHERE y.key IS NOT NULL AND c.value IS DISTINCT FROM c.was
 $$;
 

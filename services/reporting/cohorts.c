@@ -32,8 +32,8 @@
 static const char lifecycle_sql[] =
 	"WITH " REPORTING_FRESH_CTE("'stage'") ", "
 	REPORTING_HISTORY_CTE("$2") ", "
-	"hist AS (SELECT key AS stage, n FROM rpt_cells, b WHERE cell ="
-	" 'stage_at' AND day < b.d UNION ALL SELECT rpt_stage_before(p, $1), 1"
+	"hist(stage, n) AS (" HISTORY_CELLS("'stage_at'") " UNION ALL SELECT"
+	" rpt_stage_before(p, $1), 1"
 	" FROM x JOIN rpt_customers p USING (partition, customer_key) UNION"
 	" ALL SELECT rpt_stage_before(p, b.m), -1 FROM b, x JOIN rpt_customers"
 	" p USING (partition, customer_key)) "
@@ -393,12 +393,10 @@ static const struct {
 	" (partition, customer_key) CROSS JOIN (SELECT $1::timestamptz AS at,"	\
 	" 1 AS n UNION ALL SELECT m, -1 FROM b) q LEFT JOIN LATERAL %1$s v ON"	\
 	" true WHERE rpt_stage_before(p, q.at) IS NOT NULL), "		\
-	"hv AS (SELECT key AS value, n FROM rpt_cells, b WHERE cell = $3 ||"	\
-	" '_at' AND day < b.d UNION ALL SELECT value, n FROM xv WHERE value"	\
-	" IS NOT NULL), "						\
-	"hp AS (SELECT COALESCE(sum(n), 0) AS n FROM (SELECT n FROM"	\
-	" rpt_cells, b WHERE cell = 'stage_at' AND day < b.d UNION ALL"	\
-	" SELECT n FROM xv) s), "					\
+	"hv(value, n) AS (" HISTORY_CELLS("($3 || '_at')") " UNION ALL SELECT value, n" \
+	" FROM xv WHERE value IS NOT NULL), "				\
+	"hp AS (SELECT COALESCE(sum(n), 0) AS n FROM (SELECT n FROM ("	\
+	HISTORY_CELLS("'stage_at'") ") c UNION ALL SELECT n FROM xv) s), "	\
 	"tg AS (SELECT dim, value, n FROM rpt_rollup_tags WHERE (SELECT"	\
 	" fresh FROM h) AND ($2::text IS NOT NULL OR $3 = 'tag') AND tag ="	\
 	" COALESCE($2, '') AND dim IN ($3, 'tagged')), "		\

@@ -204,21 +204,25 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
-/* REPORTING_HISTORY_CTE(TZ), after REPORTING_FRESH_CTE, is b(m, d): one
- * row when the history cells of 0014_reporting_history.sql answer at
+/* REPORTING_HISTORY_CTE(TZ), after REPORTING_FRESH_CTE, is b(m, d, hr):
+ * one row when the history cells of 0014_reporting_history.sql answer at
  * as_of $1 -- the rollups do not (h), and the cells are kept in zone TZ (a
  * parameter, NULL when the service has not checked the cells' zone) --
- * with m, the local midnight that starts as_of's day d; and x, the
- * customers with a change in [m, as_of) (by index), whose values at as_of
- * less their values at m complete the cells of the days before d. */
+ * with d, as_of's local day, hr, the whole hours from its midnight to
+ * as_of, and m, the start of that hour; and x, the customers with a change
+ * in [m, as_of) (by index), whose values at as_of less their values at m
+ * complete the cells (HISTORY_CELLS). */
 /* clang-format off */
 #define REPORTING_HISTORY_CTE(TZ) REPORTING_HISTORY_CTE_IF(TZ, "true")
 /* REPORTING_HISTORY_CTE_IF(TZ, COND) is the same, when COND holds too. */
 #define REPORTING_HISTORY_CTE_IF(TZ, COND)				\
-	"b AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp" \
-	" AT TIME ZONE " TZ " AS m, ($1::timestamptz AT TIME ZONE " TZ	\
-	")::date AS d WHERE NOT (SELECT fresh FROM h) AND (SELECT tz FROM"	\
-	" rpt_cells_zone) = " TZ "::text AND " COND "), "		\
+	"b0 AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date AS d,"	\
+	" (($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp AT TIME"	\
+	" ZONE " TZ ") AS md WHERE NOT (SELECT fresh FROM h) AND (SELECT tz"	\
+	" FROM rpt_cells_zone) = " TZ "::text AND " COND "), "		\
+	"b AS (SELECT d, md + hr * interval '1 hour' AS m, hr FROM (SELECT"	\
+	" d, md, floor(extract(epoch FROM $1::timestamptz - md) / 3600)::int" \
+	" AS hr FROM b0) s), "						\
 	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL (" \
 	HISTORY_CHANGED("first_event_at") " UNION ALL "			\
 	HISTORY_CHANGED("first_paid[1]") " UNION ALL "			\
@@ -231,6 +235,13 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 #define HISTORY_CHANGED(COL)						\
 	"SELECT partition, customer_key FROM rpt_customers WHERE " COL	\
 	" >= b.m AND " COL " < $1"
+/* HISTORY_CELLS(KIND) is (key, n): the history cells of kind KIND (a SQL
+ * text expression) before as_of's hour -- the cells of the days before
+ * its day, and the hour cells of its day before its hour. */
+#define HISTORY_CELLS(KIND)						\
+	"SELECT key, n FROM rpt_cells, b WHERE cell = " KIND " AND day <"	\
+	" b.d UNION ALL SELECT key, n FROM rpt_cells, b WHERE cell = " KIND	\
+	" || '_h' AND day = b.d AND k < b.hr"
 /* clang-format on */
 
 /* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of
