@@ -31,7 +31,7 @@
 /* clang-format off */
 static const char lifecycle_sql[] =
 	"WITH " REPORTING_FRESH_CTE("'stage'") ", "
-	REPORTING_HISTORY_CTE("$2") ", "
+	REPORTING_HISTORY_CTE("$2", "'stage'") ", "
 	"hist(stage, n) AS (" HISTORY_CELLS("'stage_at'") " UNION ALL SELECT"
 	" rpt_stage_before(p, $1), 1"
 	" FROM x JOIN rpt_customers p USING (partition, customer_key) UNION"
@@ -379,7 +379,8 @@ static const struct {
 /* clang-format off */
 #define PORTRAIT_SQL							\
 	"WITH " REPORTING_FRESH_CTE("$3::text") ", "			\
-	REPORTING_HISTORY_CTE_IF("$4", "$2::text IS NULL AND $3 <> 'tag'") ", " \
+	REPORTING_HISTORY_CTE_IF("$4", "$3", "$2::text IS NULL AND $3 <> 'tag'")	\
+	", "								\
 	"pop AS (SELECT * FROM rpt_customers p WHERE first_event_at < $1 AND" \
 	" ($2::text IS NULL OR (SELECT added FROM rpt_tag_changes t WHERE"  \
 	" t.partition = p.partition AND t.customer_key = p.customer_key AND" \

@@ -204,18 +204,20 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"h AS (SELECT " DIM " IS NOT NULL AND COALESCE(max(latest) < $1, "    \
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
-/* REPORTING_HISTORY_CTE(TZ), after REPORTING_FRESH_CTE, is b(m, d, hr):
- * one row when the history cells of 0014_reporting_history.sql answer at
- * as_of $1 -- the rollups do not (h), and the cells are kept in zone TZ (a
- * parameter, NULL when the service has not checked the cells' zone) --
- * with d, as_of's local day, hr, the whole hours from its midnight to
- * as_of, and m, the start of that hour; and x, the customers with a change
- * in [m, as_of) (by index), whose values at as_of less their values at m
+/* REPORTING_HISTORY_CTE(TZ, DIM), after REPORTING_FRESH_CTE, is
+ * b(m, d, hr): one row when the history cells of 0014_reporting_history.sql
+ * answer at as_of $1 -- the rollups do not (h), and the cells are kept in
+ * zone TZ (a parameter, NULL when the service has not checked the cells'
+ * zone) -- with d, as_of's local day, hr, the whole hours from its
+ * midnight to as_of, and m, the start of that hour; and x, the customers
+ * whose value of DIM ('stage', 'region', 'industry' or 'channel': a SQL
+ * text expression) or whose presence (the first event) changed in
+ * [m, as_of), by index: their values at as_of less their values at m
  * complete the cells (HISTORY_CELLS). */
 /* clang-format off */
-#define REPORTING_HISTORY_CTE(TZ) REPORTING_HISTORY_CTE_IF(TZ, "true")
-/* REPORTING_HISTORY_CTE_IF(TZ, COND) is the same, when COND holds too. */
-#define REPORTING_HISTORY_CTE_IF(TZ, COND)				\
+#define REPORTING_HISTORY_CTE(TZ, DIM) REPORTING_HISTORY_CTE_IF(TZ, DIM, "true")
+/* REPORTING_HISTORY_CTE_IF(TZ, DIM, COND) is the same, when COND holds too. */
+#define REPORTING_HISTORY_CTE_IF(TZ, DIM, COND)				\
 	"b0 AS (SELECT ($1::timestamptz AT TIME ZONE " TZ ")::date AS d,"	\
 	" (($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp AT TIME"	\
 	" ZONE " TZ ") AS md WHERE NOT (SELECT fresh FROM h) AND (SELECT tz"	\
@@ -224,17 +226,20 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	" d, md, floor(extract(epoch FROM $1::timestamptz - md) / 3600)::int" \
 	" AS hr FROM b0) s), "						\
 	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL (" \
-	HISTORY_CHANGED("first_event_at") " UNION ALL "			\
-	HISTORY_CHANGED("first_paid[1]") " UNION ALL "			\
-	HISTORY_CHANGED("first_paid[2]") " UNION ALL "			\
-	HISTORY_CHANGED("first_paid[3]") " UNION ALL "			\
-	HISTORY_CHANGED("member_at") " UNION ALL "			\
-	HISTORY_CHANGED("acquired_at") " UNION ALL SELECT partition,"	\
-	" customer_key FROM rpt_profile_facts WHERE occurred_at >= b.m AND"	\
-	" occurred_at < $1) y)"
-#define HISTORY_CHANGED(COL)						\
+	HISTORY_CHANGED("first_event_at", "true") " UNION ALL "	\
+	HISTORY_CHANGED("first_paid[1]", DIM " = 'stage'") " UNION ALL "	\
+	HISTORY_CHANGED("first_paid[2]", DIM " = 'stage'") " UNION ALL "	\
+	HISTORY_CHANGED("first_paid[3]", DIM " = 'stage'") " UNION ALL "	\
+	HISTORY_CHANGED("member_at", DIM " = 'stage'") " UNION ALL "	\
+	HISTORY_CHANGED("acquired_at", DIM " = 'channel'") " UNION ALL"	\
+	" SELECT partition, customer_key FROM rpt_profile_facts WHERE"	\
+	" occurred_at >= b.m AND occurred_at < $1 AND " DIM " IN ('region',"	\
+	" 'industry')) y)"
+/* HISTORY_CHANGED(COL, COND): the customers with COL in [m, as_of), when
+ * COND (a one-time filter: the index is not read otherwise). */
+#define HISTORY_CHANGED(COL, COND)					\
 	"SELECT partition, customer_key FROM rpt_customers WHERE " COL	\
-	" >= b.m AND " COL " < $1"
+	" >= b.m AND " COL " < $1 AND " COND
 /* HISTORY_CELLS(KIND) is (key, n): the history cells of kind KIND (a SQL
  * text expression) before as_of's hour -- the cells of the days before
  * its day, and the hour cells of its day before its hour. */
