@@ -87,12 +87,15 @@ CREATE TRIGGER rpt_repeat_orders AFTER INSERT ON rpt_orders
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_repeat_orders_trg();
 
--- rpt_repeat_seen_invites adds every share's time to the horizon (this
--- migration on an existing install; a rebuild).
-CREATE FUNCTION rpt_repeat_seen_invites() RETURNS void LANGUAGE sql AS $$
+-- Every share's time reaches the horizon on a rebuild too (and this
+-- migration on an existing install): rpt_cells_seen_facts, which
+-- rpt_cells_rebuild and rpt_rollups_rebuild call, is chained as 0010 does.
+ALTER FUNCTION rpt_cells_seen_facts() RENAME TO rpt_cells_seen_facts_before_0011;
+CREATE FUNCTION rpt_cells_seen_facts() RETURNS void LANGUAGE sql AS $$
+    SELECT rpt_cells_seen_facts_before_0011();
     SELECT rpt_rollup_seen(array_agg(p), array_agg(t)) FROM (
         SELECT partition, max(occurred_at) FROM rpt_invites GROUP BY 1)
-        x(p, t)
+        x(p, t);
 $$;
 
 CREATE FUNCTION rpt_repeat_invites_trg() RETURNS trigger
@@ -228,7 +231,6 @@ LANGUAGE sql AS $$
             FROM rpt_customers
             WHERE acquired_at IS NOT NULL AND inviter_key IS NOT NULL)
         s(cell, day, key, k, partition) GROUP BY 1, 2, 3, 4, 5;
-    SELECT rpt_repeat_seen_invites();
 $$;
 
 -- Chained, as the rules of 0008 ask: the earlier rebuild (which deletes
@@ -241,10 +243,6 @@ LANGUAGE sql AS $$
     SELECT rpt_repeat_rebuild(zone);
 $$;
 
-ALTER FUNCTION rpt_rollups_rebuild() RENAME TO rpt_rollups_rebuild_before_0011;
-CREATE FUNCTION rpt_rollups_rebuild() RETURNS void LANGUAGE sql AS $$
-    SELECT rpt_rollups_rebuild_before_0011();
-    SELECT rpt_repeat_seen_invites();
-$$;
 
 SELECT rpt_repeat_rebuild((SELECT tz FROM rpt_cells_zone));
+SELECT rpt_cells_seen_facts();

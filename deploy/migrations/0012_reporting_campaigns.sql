@@ -248,11 +248,15 @@ CREATE TRIGGER rpt_camp_rewards AFTER INSERT ON rpt_rewards
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION rpt_camp_facts_trg();
 
--- rpt_camp_seen adds every touch change's times to the horizon.
-CREATE FUNCTION rpt_camp_seen() RETURNS void LANGUAGE sql AS $$
+-- Every touch change's times reach the horizon on a rebuild too:
+-- rpt_cells_seen_facts (called by rpt_cells_rebuild and
+-- rpt_rollups_rebuild) is chained as 0010 does.
+ALTER FUNCTION rpt_cells_seen_facts() RENAME TO rpt_cells_seen_facts_before_0012;
+CREATE FUNCTION rpt_cells_seen_facts() RETURNS void LANGUAGE sql AS $$
+    SELECT rpt_cells_seen_facts_before_0012();
     SELECT rpt_rollup_seen(array_agg(p), array_agg(t)) FROM (
         SELECT partition, max(greatest(at, selected_at))
-        FROM rpt_touch_changes GROUP BY 1) x(p, t)
+        FROM rpt_touch_changes GROUP BY 1) x(p, t);
 $$;
 
 -- rpt_camp_rebuild computes the campaign cells from all the facts in
@@ -273,11 +277,10 @@ LANGUAGE sql AS $$
         (occurred_at AT TIME ZONE zone)::date, campaign_id, 0, partition,
         0, 0, 0, amount_fen)::rpt_cells_delta FROM rpt_rewards
         WHERE campaign_id IS NOT NULL), '{}');
-    SELECT rpt_camp_seen();
 $$;
 
--- The rebuilds chain (the rules of 0008's callers): every cell, then the
--- campaign cells; the horizon of the rollups, then the touch times.
+-- The rebuild chains (the rules of 0008's callers): every cell, then the
+-- campaign cells.
 ALTER FUNCTION rpt_cells_rebuild(text) RENAME TO rpt_cells_rebuild_before_0012;
 CREATE FUNCTION rpt_cells_rebuild(zone text) RETURNS void
 LANGUAGE sql AS $$
@@ -285,11 +288,6 @@ LANGUAGE sql AS $$
     SELECT rpt_camp_rebuild(zone);
 $$;
 
-ALTER FUNCTION rpt_rollups_rebuild() RENAME TO rpt_rollups_rebuild_before_0012;
-CREATE FUNCTION rpt_rollups_rebuild() RETURNS void LANGUAGE sql AS $$
-    SELECT rpt_rollups_rebuild_before_0012();
-    SELECT rpt_camp_seen();
-$$;
 
 -- rpt_cells_check makes the cells those of zone and attribution hours
 -- (pond-reporting's start): true when it had to rebuild them.
@@ -308,6 +306,7 @@ END $$;
 
 SELECT rpt_cells_lock(true);
 SELECT rpt_camp_rebuild(tz) FROM rpt_cells_zone;
+SELECT rpt_cells_seen_facts();
 
 -- The reporting role may use the new tables (0005_roles: rpt_%).
 SELECT pond_grant_roles();
