@@ -368,10 +368,10 @@ static const struct {
 
 /* The portrait: from the rollups when they are fresh at as_of ($1), else
  * from the history cells of 0014_reporting_history.sql (zone $4) without a
- * tag and for a group_by they keep (the cells '<dim>_at' of the days before
- * as_of's, and the customers changed on its day from the facts), else from
- * the facts. Without a tag ($2), the rollup counts of dim ($3) of
- * 0007_reporting_rollups.sql; with one, or by tag, the counts of
+ * tag and for a group_by they keep (the cells '<dim>_at' before as_of's
+ * hour, HISTORY_CELLS, and the customers changed in that hour from the
+ * facts), else from the facts. Without a tag ($2), the rollup counts of dim
+ * ($3) of 0007_reporting_rollups.sql; with one, or by tag, the counts of
  * rpt_rollup_tags (0013_reporting_tags.sql) under that tag ('' for none).
  * The customers without a value are the rest of the population: of those
  * counted under dim, or for tags of those with any tag on ('tagged'). The

@@ -205,10 +205,11 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"true) AS fresh FROM rpt_rollup_horizon)"
 
 /* REPORTING_HISTORY_CTE(TZ, DIM), after REPORTING_FRESH_CTE, is
- * b(m, d, hr): one row when the history cells of 0014_reporting_history.sql
- * answer at as_of $1 -- the rollups do not (h), and the cells are kept in
- * zone TZ (a parameter, NULL when the service has not checked the cells'
- * zone) -- with d, as_of's local day, hr, the whole hours from its
+ * b(d, y, mo, m, hr): one row when the history cells of
+ * 0014_reporting_history.sql answer at as_of $1 -- the rollups do not (h),
+ * and the cells are kept in zone TZ (a parameter, NULL when the service
+ * has not checked the cells' zone) -- with d, as_of's local day, y and
+ * mo, the first days of its year and month, hr, the whole hours from its
  * midnight to as_of, and m, the start of that hour; and x, the customers
  * whose value of DIM ('stage', 'region', 'industry' or 'channel': a SQL
  * text expression) or whose presence (the first event) changed in
@@ -222,9 +223,10 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	" (($1::timestamptz AT TIME ZONE " TZ ")::date::timestamp AT TIME"	\
 	" ZONE " TZ ") AS md WHERE NOT (SELECT fresh FROM h) AND (SELECT tz"	\
 	" FROM rpt_cells_zone) = " TZ "::text AND " COND "), "		\
-	"b AS (SELECT d, md + hr * interval '1 hour' AS m, hr FROM (SELECT"	\
-	" d, md, floor(extract(epoch FROM $1::timestamptz - md) / 3600)::int" \
-	" AS hr FROM b0) s), "						\
+	"b AS (SELECT d, date_trunc('year', d::timestamp)::date AS y,"	\
+	" date_trunc('month', d::timestamp)::date AS mo, md + hr * interval"	\
+	" '1 hour' AS m, hr FROM (SELECT d, md, floor(extract(epoch FROM"	\
+	" $1::timestamptz - md) / 3600)::int AS hr FROM b0) s), "		\
 	"x AS (SELECT DISTINCT y.partition, y.customer_key FROM b, LATERAL (" \
 	HISTORY_CHANGED("first_event_at", "true") " UNION ALL "	\
 	HISTORY_CHANGED("first_paid[1]", DIM " = 'stage'") " UNION ALL "	\
@@ -241,12 +243,17 @@ int64_t reporting_int(const PGresult *res, int r, int c);
 	"SELECT partition, customer_key FROM rpt_customers WHERE " COL	\
 	" >= b.m AND " COL " < $1 AND " COND
 /* HISTORY_CELLS(KIND) is (key, n): the history cells of kind KIND (a SQL
- * text expression) before as_of's hour -- the cells of the days before
- * its day, and the hour cells of its day before its hour. */
+ * text expression) before as_of's hour (0015_reporting_history_calendar.sql)
+ * -- the year cells of the years before its year, the month cells of its
+ * year before its month, the day cells of its month before its day, and
+ * the hour cells of its day before its hour. */
 #define HISTORY_CELLS(KIND)						\
-	"SELECT key, n FROM rpt_cells, b WHERE cell = " KIND " AND day <"	\
-	" b.d UNION ALL SELECT key, n FROM rpt_cells, b WHERE cell = " KIND	\
-	" || '_h' AND day = b.d AND k < b.hr"
+	"SELECT key, n FROM rpt_cells, b WHERE cell = " KIND " || '_y' AND"	\
+	" day < b.y UNION ALL SELECT key, n FROM rpt_cells, b WHERE cell = "	\
+	KIND " || '_m' AND day >= b.y AND day < b.mo UNION ALL SELECT key,"	\
+	" n FROM rpt_cells, b WHERE cell = " KIND " AND day >= b.mo AND day"	\
+	" < b.d UNION ALL SELECT key, n FROM rpt_cells, b WHERE cell = "	\
+	KIND " || '_h' AND day = b.d AND k < b.hr"
 /* clang-format on */
 
 /* REPORTING_CELLS_CTE(TZ) is h(fresh, d1, d2): whether the day cells of

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "migrate.h"
 #include "test_reporting.h"
 
 #define NCUST 150
@@ -36,11 +37,24 @@ static const char *const industries[] = {"retail", "food", "tech"};
 static const char *const chans[] = {"cards", "sms", "douyin"};
 static const char *const tags[] = {"vip", "coupon_hunter", "churn_risk"};
 
+/* The UTC days a history's events fall on, and the test clock (after
+ * them: ingest refuses events more than a day ahead of it). */
+typedef struct calendar {
+	const char *const *days;
+	unsigned ndays;
+	const char *clock;
+} calendar;
+
+static const char *const november_days[] = {"2025-11-01", "2025-11-02",
+                                            "2025-11-03"};
+static const calendar november = {november_days, 3, "2025-11-05T00:00:00Z"};
+
 typedef struct hist {
 	char **ev;
 	size_t n, cap;
 	unsigned seed;
 	int id;
+	const calendar *cal; /* NULL: november */
 } hist;
 
 static unsigned
@@ -49,20 +63,21 @@ pick(hist *h, unsigned n)
 	return ((unsigned)rand_r(&h->seed) % n);
 }
 
-/* add appends one event of customer c at a random minute of 2025-11-01
- * .. 11-03 (few distinct minutes: ties happen) with body. */
+/* add appends one event of customer c at a random quarter hour of one
+ * of its calendar's days (few distinct minutes: ties happen) with body. */
 static void
 add(hist *h, int c, const char *body)
 {
 	char *ev;
-	unsigned m = pick(h, 3 * 24 * 4) * 15;
+	const calendar *cal = h->cal != NULL ? h->cal : &november;
+	const char *day = cal->days[pick(h, cal->ndays)];
+	unsigned m = pick(h, 24 * 4) * 15;
 
 	cr_assert(asprintf(&ev,
 	                   "{\"event_id\": \"r%05d\", \"customer_key\": "
 	                   "\"rc%03d\", \"occurred_at\": "
-	                   "\"2025-11-%02uT%02u:%02u:00Z\", %s}",
-	                   h->id++, c, 1 + m / 1440, m % 1440 / 60, m % 60,
-	                   body) >= 0);
+	                   "\"%sT%02u:%02u:00Z\", %s}",
+	                   h->id++, c, day, m / 60, m % 60, body) >= 0);
 	if (h->n == h->cap) {
 		h->cap = h->cap ? 2 * h->cap : 256;
 		cr_assert_not_null(
@@ -168,7 +183,8 @@ start_shuffled(rw_world *w, hist *h, void (*make)(hist *), const char *name,
 	h->seed = seed;
 	make(h);
 	rw_start(w, name, extra_env);
-	pond_test_clock_write(w->ingest.clock, "2025-11-05T00:00:00Z");
+	pond_test_clock_write(w->ingest.clock,
+	                      (h->cal != NULL ? h->cal : &november)->clock);
 	send_shuffled(w, h);
 	return (seed);
 }
@@ -464,25 +480,53 @@ Test(reporting_cells, equal_the_facts_after_random_arrival, .timeout = 300)
 }
 
 /*
- * The history cells of 0014_reporting_history.sql (lifecycle and the
+ * The history cells of 0014_reporting_history.sql, by local year, month,
+ * day and hour (0015_reporting_history_calendar.sql): lifecycle and the
  * portrait by region, industry, channel and lifecycle at an as_of in the
- * past): the random history of the rollups
- * test, sent in a random order while pond-reporting folds. Then:
+ * past. The random history of the rollups test, on days that straddle
+ * local month and year boundaries (UTC 16:00 is local midnight), sent in
+ * a random order while pond-reporting folds. Then:
  *   1. the cells equal rpt_cells_rebuild()'s, recomputed from the facts;
- *   2. at as_of before every fact, at local midnights, at 15-minute
- *      marks (where facts fall: a fact at as_of does not count) and
- *      between them, the answers from the cells equal the answers from
- *      the facts (the cells kept in another zone than POND_TZ: the
- *      requests take the facts);
- *   3. a cell changed by hand changes the answer: the cells did answer.
+ *   2. at as_of before every fact, at local midnights that start a month
+ *      or a year, at 15-minute marks (where facts fall: a fact at as_of
+ *      does not count) and between them, two years on, the answers
+ *      from the cells equal the answers from the facts (the cells kept in
+ *      another zone than POND_TZ: the requests take the facts);
+ *   3. a cell of each level changed by hand changes the answers at an
+ *      as_of that reads that level: the cells did answer.
  */
 
+static const char *const history_days[] = {
+        "2025-10-31", "2025-11-30", "2025-12-31",
+        "2026-01-31", "2026-03-15", "2027-02-10",
+};
+static const calendar history_calendar = {history_days, 6,
+                                          "2027-02-12T00:00:00Z"};
+
+static void
+make_calendar_history(hist *h)
+{
+	h->cal = &history_calendar;
+	make_history(h);
+}
+
 static const char *const history_as_of[] = {
-        "2025-10-30",           "2025-11-01T00:00:00Z",
-        "2025-11-02",           "2025-11-02T03:15:00Z",
-        "2025-11-02T03:20:00Z", "2025-11-02T23:45:00Z",
-        "2025-11-03",           "2025-11-03T15:59:59.999999Z",
-        "2025-11-04",
+        "2025-10-30",
+        "2025-10-31T16:00:00Z", /* local 11-01 00:00 */
+        "2025-10-31T17:15:00Z",
+        "2025-10-31T17:20:00Z",
+        "2025-11-15",
+        "2025-11-30T23:45:00Z", /* local 12-01 07:45 */
+        "2025-12-01",
+        "2025-12-31T15:59:59.999999Z", /* local 12-31, the last instant */
+        "2026-01-01",
+        "2026-01-01T03:20:00Z",
+        "2026-02-01",
+        "2026-02-15",
+        "2026-03-15T07:30:00Z", /* local 15:30 */
+        "2026-03-16",
+        "2027-01-05", /* the years 2025 and 2026 */
+        "2027-03-01",
 };
 static const char *const history_reports[] = {
         "lifecycle?",
@@ -494,6 +538,20 @@ static const char *const history_reports[] = {
 #define NHISTORY_AS_OF   (sizeof(history_as_of) / sizeof(*history_as_of))
 #define NHISTORY_REPORTS (sizeof(history_reports) / sizeof(*history_reports))
 #define NHISTORY         (NHISTORY_AS_OF * NHISTORY_REPORTS)
+
+/* A cell of each level (a kind's suffix), its day and k, and an as_of
+ * (one of history_as_of) whose answers read it. */
+static const struct {
+	const char *suffix, *day;
+	int k;
+	const char *as_of;
+} history_levels[] = {
+        {"_y", "2025-01-01", 0, "2026-01-01T03:20:00Z"},
+        {"_m", "2025-11-01", 0, "2025-12-31T15:59:59.999999Z"},
+        {"", "2025-12-01", 0, "2025-12-31T15:59:59.999999Z"},
+        {"_h", "2026-03-15", 14, "2026-03-15T07:30:00Z"},
+};
+#define NHISTORY_LEVELS (sizeof(history_levels) / sizeof(*history_levels))
 
 static char *
 history_get(rw_world *w, size_t i)
@@ -507,13 +565,31 @@ history_get(rw_world *w, size_t i)
 	return (s);
 }
 
+/* history_add_level adds n to a cell of every history kind at level l. */
+static void
+history_add_level(rw_world *w, size_t l, int n)
+{
+	char *sql;
+
+	cr_assert(asprintf(&sql,
+	                   "SELECT rpt_cells_add(ARRAY(SELECT (kind || '%s', "
+	                   "'%s', key, %d, -1, %d, 0, 0, 0)::rpt_cells_delta "
+	                   "FROM (VALUES ('stage_at', 'potential'), "
+	                   "('region_at', 'east'), ('industry_at', 'retail'), "
+	                   "('channel_at', 'sms')) v(kind, key)))",
+	                   history_levels[l].suffix, history_levels[l].day,
+	                   history_levels[l].k, n) >= 0);
+	pond_test_sql_exec(w->ingest.dsn, sql);
+	free(sql);
+}
+
 Test(reporting_history, equal_the_facts_after_random_arrival, .timeout = 300)
 {
 	static hist h;
 	static char *fast[NHISTORY];
 	rw_world w;
-	unsigned seed = start_shuffled(&w, &h, make_history, "rpt-history",
-	                               fold_often);
+	unsigned seed = start_shuffled(&w, &h, make_calendar_history,
+	                               "rpt-history", fold_often);
 
 	rw_settle(&w);
 	for (size_t i = 0; i < NHISTORY; i++) {
@@ -525,8 +601,25 @@ Test(reporting_history, equal_the_facts_after_random_arrival, .timeout = 300)
 	                   "SELECT rpt_cells_rebuild('Asia/Shanghai')");
 	char *rebuilt = pond_test_sql_text(w.ingest.dsn, CELLS_SQL);
 	cr_assert_str_eq(incremental, rebuilt, "seed %u", seed);
-	cr_assert_neq(strstr(rebuilt, "stage_at"), NULL);
-	cr_assert_neq(strstr(rebuilt, "region_at"), NULL);
+	cr_assert_neq(strstr(rebuilt, "stage_at_y"), NULL);
+	cr_assert_neq(strstr(rebuilt, "region_at_m"), NULL);
+
+	/* 0015 made the month and year cells of the history kept before it
+	 * from the day cells: the same as the rebuild's. */
+	pond_test_sql_exec(
+	        w.ingest.dsn,
+	        "SELECT rpt_cells_lock(true); DELETE FROM rpt_cells "
+	        "WHERE cell ~ '_at_[my]$'");
+	for (int i = 0; i < pond_migrations_count; i++) {
+		if (strcmp(pond_migrations[i].name,
+		           "0015_reporting_history_calendar") == 0) {
+			pond_test_sql_exec(w.ingest.dsn,
+			                   pond_migrations[i].sql);
+		}
+	}
+	char *filled = pond_test_sql_text(w.ingest.dsn, CELLS_SQL);
+	cr_assert_str_eq(filled, rebuilt, "seed %u", seed);
+	free(filled);
 	free(incremental);
 	free(rebuilt);
 
@@ -541,24 +634,29 @@ Test(reporting_history, equal_the_facts_after_random_arrival, .timeout = 300)
 		free(slow);
 	}
 
-	/* A changed cell changes the answer (as_of after the day changed). */
+	/* A changed cell of each level changes the answers that read it. */
 	pond_test_sql_exec(w.ingest.dsn,
 	                   "UPDATE rpt_cells_zone SET tz = 'Asia/Shanghai'");
-	pond_test_sql_exec(w.ingest.dsn,
-	                   "UPDATE rpt_cells SET n = n + 1 WHERE cell IN "
-	                   "('stage_at', 'region_at', 'industry_at', "
-	                   "'channel_at') AND day = '2025-11-01'");
-	for (size_t i = 0; i < NHISTORY; i++) {
-		if (strcmp(history_as_of[i / NHISTORY_REPORTS],
-		           "2025-11-03") != 0) {
-			free(fast[i]);
-			continue;
+	for (size_t l = 0; l < NHISTORY_LEVELS; l++) {
+		history_add_level(&w, l, 1);
+		for (size_t i = 0; i < NHISTORY; i++) {
+			if (strcmp(history_as_of[i / NHISTORY_REPORTS],
+			           history_levels[l].as_of) != 0) {
+				continue;
+			}
+			char *changed = history_get(&w, i);
+			cr_assert_str_neq(
+			        changed, fast[i],
+			        "seed %u: the cells%s of %s did not "
+			        "answer %s",
+			        seed, history_levels[l].suffix,
+			        history_levels[l].day,
+			        history_reports[i % NHISTORY_REPORTS]);
+			free(changed);
 		}
-		char *changed = history_get(&w, i);
-		cr_assert_str_neq(changed, fast[i],
-		                  "seed %u: the cells did not answer %s", seed,
-		                  history_reports[i % NHISTORY_REPORTS]);
-		free(changed);
+		history_add_level(&w, l, -1);
+	}
+	for (size_t i = 0; i < NHISTORY; i++) {
 		free(fast[i]);
 	}
 	rw_stop(&w);
