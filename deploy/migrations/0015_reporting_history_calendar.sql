@@ -2,9 +2,9 @@
 -- by year too, so that a past as_of reads a bounded number of cells.
 --
 -- With day cells only, a request at as_of T summed every day cell before
--- T's day: one per day and value since the history began (at 1 M
--- customers and a year of history, ~6,500 cells for the portrait by
--- region, p95 59 ms), growing with the history. Each change now also
+-- T's day: one per day and value since the history began (~6,500 for
+-- the portrait by region 180 days into the bench's history), 365 more a
+-- year per value as the history grows. Each change now also
 -- counts in the cell of its local month ('<kind>_m', day = the month's
 -- first day) and of its local year ('<kind>_y', day = January 1st), k 0,
 -- so a request sums, per value,
