@@ -54,7 +54,7 @@ typedef struct hist {
 	size_t n, cap;
 	unsigned seed;
 	int id;
-	const calendar *cal; /* NULL: november */
+	const calendar *cal; /* november unless make chose another */
 } hist;
 
 static unsigned
@@ -69,8 +69,7 @@ static void
 add(hist *h, int c, const char *body)
 {
 	char *ev;
-	const calendar *cal = h->cal != NULL ? h->cal : &november;
-	const char *day = cal->days[pick(h, cal->ndays)];
+	const char *day = h->cal->days[pick(h, h->cal->ndays)];
 	unsigned m = pick(h, 24 * 4) * 15;
 
 	cr_assert(asprintf(&ev,
@@ -171,9 +170,10 @@ send_shuffled(rw_world *w, hist *h)
 	}
 }
 
-/* start_shuffled makes a history with make from the test's seed, starts
- * the world (reporting with extra_env, or NULL) and sends the history
- * shuffled; returns the seed. */
+/* start_shuffled makes a history with make from the test's seed (on
+ * november's days unless make chooses another calendar), starts the world
+ * (reporting with extra_env, or NULL) with the calendar's clock and sends
+ * the history shuffled; returns the seed. */
 static unsigned
 start_shuffled(rw_world *w, hist *h, void (*make)(hist *), const char *name,
                const char *const *extra_env)
@@ -181,10 +181,10 @@ start_shuffled(rw_world *w, hist *h, void (*make)(hist *), const char *name,
 	unsigned seed = rw_seed();
 
 	h->seed = seed;
+	h->cal = &november;
 	make(h);
 	rw_start(w, name, extra_env);
-	pond_test_clock_write(w->ingest.clock,
-	                      (h->cal != NULL ? h->cal : &november)->clock);
+	pond_test_clock_write(w->ingest.clock, h->cal->clock);
 	send_shuffled(w, h);
 	return (seed);
 }
